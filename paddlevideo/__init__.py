@@ -1,0 +1,15 @@
+"""ActBERT in PaddlePaddle: models, data, training and retrieval evaluation.
+
+Importing the package fills the registries (models, datasets, pipelines, metrics,
+optimisers) so that configs can name their components.
+"""
+
+import warnings
+
+# Paddle warns at import about a missing ccache, which only matters for building
+# custom C++ operators; it is noise for every user of this package.
+warnings.filterwarnings("ignore", message="No ccache found")
+
+from . import loader, metrics, modeling, solver  # noqa: E402,F401
+
+__version__ = "0.1.0"

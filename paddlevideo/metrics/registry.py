@@ -1,0 +1,5 @@
+"""Registry of metrics."""
+
+from ..utils.registry import Registry
+
+METRICS = Registry("METRICS")

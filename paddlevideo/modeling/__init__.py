@@ -1,0 +1,1 @@
+from .registry import BACKBONES, FRAMEWORKS, HEADS, LOSSES

@@ -1,0 +1,1 @@
+from .registry import LR_SCHEDULERS, OPTIMIZERS

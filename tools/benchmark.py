@@ -1,0 +1,37 @@
+"""Benchmarks, one subcommand per measurement.
+
+    OMP_NUM_THREADS=2 MKL_DEBUG_CPU_TYPE=5 python tools/benchmark.py model
+    OMP_NUM_THREADS=2 MKL_DEBUG_CPU_TYPE=5 python tools/benchmark.py data
+    OMP_NUM_THREADS=2 MKL_DEBUG_CPU_TYPE=5 python tools/benchmark.py train
+    OMP_NUM_THREADS=2 MKL_DEBUG_CPU_TYPE=5 python tools/benchmark.py eval
+
+Each prints its figures and the ratio to the baseline it names, both measured in the
+same run. The code of each lives in ``tools/benchmarks/<subcommand>.py``.
+"""
+
+import argparse
+import importlib
+import os
+import sys
+
+SUBCOMMANDS = {
+    "model": "training step and retrieval scoring against the full reference computation",
+    "data": "training pipeline samples/s from the store against PaddleVideo's .npy + caption JSON",
+    "train": "samples/s of full training steps, DataLoader included, 1 and 2 processes",
+    "eval": "MSR-VTT scoring pairs/s against brute force",
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in SUBCOMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    module = importlib.import_module(f"tools.benchmarks.{args.command}")
+    return module.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
