@@ -1,1 +1,2 @@
+from . import retrieval
 from .registry import METRICS

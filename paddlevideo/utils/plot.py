@@ -4,7 +4,8 @@ The trainer's log line is PaddleVideo's::
 
     epoch:[  1/10 ] train step:10   loss: 9.67 loss_text: 4.81 ... lr: 0.000200 batch_cost: ...
 
-``parse_log`` reads every such line (train and val) into per-loss series and
+and the validation summary is ``END epoch:2   val loss_avg: 7.5 loss_text_avg: 3.7 ...``.
+``parse_log`` reads both kinds of line into per-loss series and
 ``plot_losses`` draws each loss part against the global training step.
 """
 
@@ -12,8 +13,10 @@ import re
 
 from .errors import DataError
 
-_LINE = re.compile(r"epoch:\[\s*(\d+)/\s*(\d+)\s*\]\s+(train|val)\s+step:\s*(\d+)(.*)")
-_VALUE = re.compile(r"(loss\w*):\s*([-+0-9.eE]+|nan|inf)")
+_LINE = re.compile(r"epoch:\[\s*\d+/\s*\d+\s*\]\s+(train|val)\s+step:\s*\d+(.*)")
+# The validation summary: ``END epoch:2   val loss_avg: 7.5 loss_text_avg: 3.7 time: ...``
+_VAL_END = re.compile(r"END epoch:\s*\d+\s+(val)\s+(.*)")
+_VALUE = re.compile(r"(loss\w*?)(?:_avg)?:\s*([-+0-9.eE]+|nan|inf)")
 
 
 def parse_log(path):
@@ -30,12 +33,12 @@ def parse_log(path):
     except FileNotFoundError:
         raise DataError(f"training log not found: {path}") from None
     for line in lines:
-        match = _LINE.search(line)
+        match = _LINE.search(line) or _VAL_END.search(line)
         if not match:
             continue
-        phase = match.group(3)
+        phase = match.group(1)
         counters[phase] += 1
-        for name, value in _VALUE.findall(match.group(5)):
+        for name, value in _VALUE.findall(match.group(2)):
             steps, values = series[phase].setdefault(name, ([], []))
             steps.append(counters[phase])
             values.append(float(value))

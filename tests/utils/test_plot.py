@@ -7,7 +7,8 @@ LOG = """[2026/11/27 01:00:00] epoch:[  1/2  ] train step:0    loss: 9.5 loss_te
 [2026/11/27 01:00:01] epoch:[  1/2  ] train step:10   loss: 8.0 loss_text: 4.0 loss_region: 1.5 lr: 0.0002
 [2026/11/27 01:00:02] something else
 [2026/11/27 01:00:03] epoch:[  2/2  ] train step:0    loss: 7.0 loss_text: 3.5 loss_region: 1.0 lr: 0.0002
-[2026/11/27 01:00:04] epoch:[  2/2  ] val step:0    loss: 7.5 loss_text: 3.7
+[2026/11/27 01:00:04] END epoch:2   val loss_avg: 7.5 loss_text_avg: 3.7 time: 0.5 sec
+[2026/11/27 01:00:05] END epoch:2   train loss_avg: 7.9 avg_ips: 3.0 instance/sec.
 """
 
 

@@ -1,1 +1,1 @@
-
+from . import actbert_dataset, msrvtt_dataset

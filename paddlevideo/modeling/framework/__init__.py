@@ -1,1 +1,2 @@
 
+from .actbert import ActBert

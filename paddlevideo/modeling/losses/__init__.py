@@ -1,1 +1,2 @@
 
+from .actbert_loss import ActBertLoss

@@ -1,0 +1,48 @@
+"""Random clips in the released and store formats, for tests and benchmarks (no meaning)."""
+
+import numpy as np
+
+from .record import Clip
+
+WORDS = ("cut", "the", "onion", "pour", "water", "into", "a", "pan", "stir", "slowly", "add", "salt", "fold",
+         "paper", "tighten", "screw", "paint", "wall", "whisk", "eggs")
+
+
+def random_caption(rng, low=4, high=12):
+    return " ".join(rng.choice(WORDS, size=int(rng.integers(low, high))))
+
+
+def random_clip(rng, index, feature_size=2048, num_classes=1601, action_feature_size=2048, max_boxes=36,
+                max_actions=5, captions=3):
+    """A valid Clip with a dense, row-normalised ``image_target`` [N, C]."""
+    n = int(rng.integers(1, max_boxes + 1))
+    a = int(rng.integers(1, max_actions + 1))
+    h, w = 360.0, 640.0
+    x1, y1 = rng.uniform(0, w - 2, n), rng.uniform(0, h - 2, n)
+    x2, y2 = rng.uniform(x1 + 1, w), rng.uniform(y1 + 1, h)
+    target = rng.random((n, num_classes), dtype=np.float32) ** 8  # peaked, like detector softmaxes
+    target /= target.sum(axis=1, keepdims=True)
+    return Clip(
+        clip_id=f"clip{index:07d}", video_id=f"video{index // 4:06d}",
+        captions=[random_caption(rng) for _ in range(captions)], image_h=h, image_w=w,
+        boxes=np.stack([x1, y1, x2, y2], axis=1).astype(np.float32),
+        image_feature=rng.random((n, feature_size), dtype=np.float32),
+        image_target=target,
+        action_feature=rng.random((a, action_feature_size), dtype=np.float32),
+        action_target=rng.integers(0, 700, a).astype(np.int64),
+    )
+
+
+def npy_item(clip):
+    """The 11-field item of PaddleVideo's ``actbert_train_data.npy`` holding ``clip``."""
+    return (clip.image_feature, clip.dense_target(), clip.boxes, clip.n_boxes, clip.image_h, clip.image_w,
+            clip.video_id, "!".join(clip.captions), clip.action_feature, clip.action_target, clip.n_actions)
+
+
+def write_npy(path, clips):
+    """Write ``clips`` as PaddleVideo's object-array ``.npy``."""
+    items = np.empty(len(clips), dtype=object)
+    for i, clip in enumerate(clips):
+        items[i] = npy_item(clip)
+    np.save(path, items, allow_pickle=True)
+    return path

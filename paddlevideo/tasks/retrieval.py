@@ -1,0 +1,214 @@
+"""The MSR-VTT score matrix: every caption against every video, by the matching head.
+
+The reference runs the whole network (all streams, all heads) once per (caption,
+video) pair. The score of a pair only needs the matching logits, and most of the
+work does not depend on the pair:
+
+- the text stream up to the first connection layer depends on the caption only
+  (``backbone.encode_text``: once per caption instead of once per pair);
+- the region and action embeddings depend on the video only
+  (``backbone.encode_video``: once per video);
+- what is left (connection layers, the remaining layers of each stream, poolers,
+  ``cls.seq_relationship``) runs on many pairs per pass (``backbone.match_logits``).
+
+The score is the matching logit difference ``logit[match] - logit[no match]``: it
+orders pairs exactly as the reference's ``softmax(logits)[0]`` but does not saturate
+to 1.0 (which would create ties in float32).
+
+Batching: ``DATASET.test_batch_size`` captions (PaddleVideo: 1) are encoded together
+and each is scored against every video, in passes of at most ``pair_batch_size``
+(caption, video) pairs (``DATASET.test_pair_batch_size``, default 256).
+"""
+
+import contextlib
+
+import numpy as np
+import paddle
+import paddle.distributed as dist
+
+from ..utils.errors import ConfigError
+from ..utils.logger import get_logger
+
+DEFAULT_PAIR_BATCH_SIZE = 256
+TEXT_KEYS = ("text_ids", "token_type_ids", "text_mask")
+VIDEO_KEYS = ("image_feat", "image_loc", "image_mask", "action_feat", "action_mask")
+
+
+def _stack(records, keys):
+    """Stack per-sample numpy dicts into a dict of tensors [B, ...] in ``keys`` order."""
+    return {k: paddle.to_tensor(np.stack([r[k] for r in records])) for k in keys}
+
+
+def split_queries(num_queries, world_size, rank):
+    """The contiguous block of query indices of ``rank``: int64 [~Q / world_size].
+
+    Blocks differ in size by at most one, so all ranks finish at about the same time.
+    """
+    return np.array_split(np.arange(num_queries, dtype=np.int64), world_size)[rank]
+
+
+def merge_blocks(blocks, sizes):
+    """Concatenate gathered row blocks, each padded to the same height, cut to ``sizes``.
+
+    blocks: list of [max(sizes), V] arrays, one per rank -> [sum(sizes), V].
+    """
+    return np.concatenate([np.asarray(b)[:n] for b, n in zip(blocks, sizes)], axis=0)
+
+
+def _gather_rows(rows, num_queries, world_size):
+    """All ranks' score rows [Q_r, V] -> the full matrix [Q, V] (identity for one process).
+
+    ``all_gather`` needs equal shapes, so every block is padded to the largest one.
+    """
+    if world_size == 1:
+        return rows
+    sizes = [len(split_queries(num_queries, world_size, r)) for r in range(world_size)]
+    padded = np.zeros((max(sizes), rows.shape[1]), dtype=np.float32)
+    padded[: len(rows)] = rows
+    gathered = []
+    dist.all_gather(gathered, paddle.to_tensor(padded))
+    return merge_blocks([g.numpy() for g in gathered], sizes)
+
+
+def _autocast(amp, amp_level):
+    """float16 autocast on GPU when asked; CPU runs float32 (its float16 kernels are slow or missing)."""
+    if amp and paddle.is_compiled_with_cuda() and "gpu" in str(paddle.get_device()):
+        return paddle.amp.auto_cast(enable=True, level=amp_level, dtype="float16")
+    if amp:
+        get_logger().warning("--amp ignored: mixed precision runs on GPU only, this run is on %s", paddle.get_device())
+    return contextlib.nullcontext()
+
+
+def _progress(total, enabled):
+    """A tqdm bar counting pairs (rate and ETA), or a no-op when disabled."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="pair", unit_scale=True, desc="scoring", disable=not enabled, dynamic_ncols=True)
+
+
+def _encode_videos(backbone, dataset, chunk):
+    """Video embeddings of all V videos in chunks of ``chunk``: list of (VideoInputs, n)."""
+    out = []
+    for start in range(0, dataset.num_videos, chunk):
+        records = [dataset.video(j) for j in range(start, min(start + chunk, dataset.num_videos))]
+        out.append((backbone.encode_video(**_stack(records, VIDEO_KEYS)), len(records)))
+    return out
+
+
+def _score_caption_block(backbone, prefix, num_captions, videos, per_pass, bar):
+    """Scores of ``num_captions`` encoded captions against all videos: float32 [n, V].
+
+    Each pass pairs ``per_pass`` captions with one chunk of videos (at most
+    ``pair_batch_size`` pairs); indices are local to the prefix and the chunk.
+    """
+    columns = []
+    for video, num_videos in videos:
+        rows = []
+        for c0 in range(0, num_captions, per_pass):
+            n = min(per_pass, num_captions - c0)
+            # Pair k is (caption c0 + k // num_videos, video k % num_videos): row-major [n, Vc].
+            text_index = paddle.to_tensor(np.repeat(np.arange(c0, c0 + n), num_videos).astype(np.int64))
+            video_index = paddle.to_tensor(np.tile(np.arange(num_videos), n).astype(np.int64))
+            logits = backbone.match_logits(prefix, video, text_index, video_index).astype("float32")
+            rows.append((logits[:, 0] - logits[:, 1]).numpy().reshape(n, num_videos))
+            bar.update(n * num_videos)
+        columns.append(np.concatenate(rows, axis=0))
+    return np.concatenate(columns, axis=1)
+
+
+def score_matrix(
+    backbone,
+    dataset,
+    pair_batch_size=DEFAULT_PAIR_BATCH_SIZE,
+    text_batch_size=1,
+    amp=False,
+    amp_level="O1",
+    progress=True,
+    distributed=None,
+):
+    """Matching logit difference of every caption against every video: float32 [Q, V].
+
+    backbone: ``BertForMultiModalPreTraining`` (``encode_text``, ``encode_video``,
+    ``match_logits``). dataset: ``.num_queries`` Q, ``.num_videos`` V, ``.query(i)``
+    -> text arrays [T], ``.video(j)`` -> video arrays. ``text_batch_size`` captions are
+    encoded at once; ``pair_batch_size`` bounds the pairs per matching pass.
+    Under ``paddle.distributed.launch`` (``distributed`` None = detect) each rank scores
+    its block of captions and every rank returns the gathered matrix.
+    """
+    if int(pair_batch_size) < 1 or int(text_batch_size) < 1:
+        raise ConfigError(f"test batch sizes must be >= 1, got pairs {pair_batch_size}, captions {text_batch_size}")
+    world = dist.get_world_size() if distributed in (None, True) else 1
+    rank = dist.get_rank() if world > 1 else 0
+    queries = split_queries(dataset.num_queries, world, rank)
+    # Videos are chunked so that one caption against one chunk fills a pass; when a
+    # chunk is smaller than a pass (few videos), several captions share a pass.
+    video_chunk = max(1, min(dataset.num_videos, int(pair_batch_size)))
+    per_pass = max(1, int(pair_batch_size) // video_chunk)
+    was_training = backbone.training
+    backbone.eval()
+    rows = np.zeros((len(queries), dataset.num_videos), dtype=np.float32)
+    try:
+        with paddle.no_grad(), _autocast(amp, amp_level), _progress(rows.size, progress and rank == 0) as bar:
+            videos = _encode_videos(backbone, dataset, video_chunk)
+            for start in range(0, len(queries), int(text_batch_size)):
+                block = queries[start : start + int(text_batch_size)]
+                prefix = backbone.encode_text(**_stack([dataset.query(int(i)) for i in block], TEXT_KEYS))
+                rows[start : start + len(block)] = _score_caption_block(
+                    backbone, prefix, len(block), videos, per_pass, bar
+                )
+    finally:
+        if was_training:
+            backbone.train()
+    return _gather_rows(rows, dataset.num_queries, world)
+
+
+def brute_force_scores(backbone, dataset, pairs, batch_size=1):
+    """Reference scoring: the full forward pass (every stream, every head) for each pair.
+
+    pairs: sequence of (query i, video j), run ``batch_size`` pairs per forward call
+    (the caption repeated per pair, as if each pair were scored alone).
+    Returns (logit difference float32 [P], softmax match probability float32 [P]).
+    Slow by design; for tests and benchmarks.
+    """
+    backbone.eval()
+    diffs, probs = [], []
+    pairs = list(pairs)
+    with paddle.no_grad():
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start : start + batch_size]
+            batch = {
+                **_stack([dataset.query(int(i)) for i, _ in chunk], TEXT_KEYS),
+                **_stack([dataset.video(int(j)) for _, j in chunk], VIDEO_KEYS),
+            }
+            logits = backbone(**batch)[3].astype("float32")  # [B, 2]
+            diffs.append((logits[:, 0] - logits[:, 1]).numpy())
+            probs.append(paddle.nn.functional.softmax(logits, axis=-1)[:, 0].numpy())
+    return np.concatenate(diffs).astype(np.float32), np.concatenate(probs).astype(np.float32)
+
+
+class ArrayRetrievalSet:
+    """A retrieval set held in arrays, with the MSRVTTDataset interface ``score_matrix`` uses.
+
+    queries: dict of ``TEXT_KEYS`` arrays [Q, T]; videos: dict of ``VIDEO_KEYS`` arrays
+    [V, ...]; query_video_index int64 [Q]. For tests, benchmarks and scoring
+    features that are already in memory.
+    """
+
+    def __init__(self, queries, videos, query_video_index, captions=None, video_ids=None):
+        self.queries, self.videos = queries, videos
+        self.query_video_index = np.asarray(query_video_index, dtype=np.int64)
+        self.num_queries = len(self.query_video_index)
+        self.num_videos = len(videos["image_feat"])
+        self.captions = captions or [f"caption {i}" for i in range(self.num_queries)]
+        self.video_ids = video_ids or [f"video{j}" for j in range(self.num_videos)]
+
+    def __len__(self):
+        return self.num_queries
+
+    def query(self, i):
+        return {k: self.queries[k][i] for k in TEXT_KEYS}
+
+    def video(self, j):
+        return {k: self.videos[k][j] for k in VIDEO_KEYS}
+
+    __getitem__ = query

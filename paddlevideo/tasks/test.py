@@ -1,0 +1,147 @@
+"""``main.py --test``: MSR-VTT retrieval evaluation of a trained ActBERT checkpoint.
+
+Everything a user can get wrong (the ``-w`` file, the dataset, the config against the
+checkpoint) is checked before scoring starts, since a full evaluation takes hours on CPU.
+
+Settings read: ``DATASET.test`` (the MSRVTTDataset), ``PIPELINE.test`` (may be empty),
+``DATASET.test_batch_size`` (captions encoded together, default 1 as in PaddleVideo;
+each is scored against every video), ``DATASET.test_pair_batch_size`` (caption-video
+pairs per matching pass, default 256), ``METRIC`` (default MSRVTTMetric),
+``output_dir`` (default ``output/<model_name>``).
+"""
+
+import copy
+import os
+import time
+
+import numpy as np
+import paddle
+import paddle.distributed as dist
+
+from ..metrics.registry import METRICS
+from ..utils.errors import DataError, WeightsError
+from ..utils.logger import get_logger
+from ..utils.registry import build_from_cfg
+from .retrieval import DEFAULT_PAIR_BATCH_SIZE, score_matrix
+
+SCORES_FILE = "msrvtt_scores.npy"
+
+# What describe_checkpoint's answer means to a user who passed the file as -w.
+_KIND_HINTS = {
+    "backbone": "a backbone-only state dict (bare 'bert.'/'cls.' keys, as MODEL.backbone.pretrained loads)",
+    "bert": "a BERT-only initialisation (text stream only; it belongs in MODEL.backbone.pretrained)",
+    "optimizer": "an optimizer state (.pdopt), not model weights",
+    "unknown": "a state dict whose keys are neither 'backbone.' nor 'bert.'/'cls.' ones",
+}
+
+
+def check_weights_file(weights):
+    """Raise WeightsError unless ``weights`` is an existing full-model checkpoint."""
+    from ..modeling.weights import describe_checkpoint
+
+    if not weights:
+        raise WeightsError("--test needs the checkpoint to evaluate: pass it with -w/--weights")
+    if not os.path.isfile(weights):
+        raise WeightsError(f"-w {weights}: file not found")
+    kind = describe_checkpoint(weights)
+    if kind != "full":
+        what = _KIND_HINTS.get(kind, kind)
+        raise WeightsError(
+            f"-w {weights}: expected a full-model checkpoint ('backbone.'-prefixed keys, e.g. ActBERT.pdparams "
+            f"or <model_name>_best.pdparams), got {what}"
+        )
+
+
+def build_test_model(model_cfg, weights):
+    """The framework of ``model_cfg`` with ``weights`` loaded, in eval mode.
+
+    ``MODEL.backbone.pretrained`` is ignored: the checkpoint replaces every weight,
+    and the initialisation file need not exist on the evaluation machine.
+    """
+    from ..modeling.builder import build_model
+    from ..modeling.weights import load_model_weights
+
+    model_cfg = copy.deepcopy(model_cfg)
+    if isinstance(model_cfg.get("backbone"), dict):
+        model_cfg["backbone"].pop("pretrained", None)
+    model = build_model(model_cfg)
+    # Raises WeightsError naming the first missing or mis-shaped parameter, so a
+    # config that does not match the checkpoint fails here and not mid-scoring.
+    try:
+        load_model_weights(model, weights)
+    except WeightsError as exc:
+        raise WeightsError(f"MODEL.backbone of the config does not match -w: {exc}") from None
+    model.eval()
+    return model
+
+
+def check_dataset(dataset, where="DATASET.test"):
+    """Raise DataError when the test set is empty or a query's video is not in it."""
+    index = np.asarray(dataset.query_video_index, dtype=np.int64)
+    if dataset.num_queries == 0 or dataset.num_videos == 0:
+        raise DataError(f"{where}: nothing to evaluate ({dataset.num_queries} queries, {dataset.num_videos} videos)")
+    if index.shape != (dataset.num_queries,):
+        raise DataError(f"{where}: query_video_index has shape {index.shape}, expected [{dataset.num_queries}]")
+    bad = np.flatnonzero((index < 0) | (index >= dataset.num_videos))
+    if bad.size:
+        q = int(bad[0])
+        raise DataError(
+            f"{where}: query {q} ({dataset.captions[q]!r}) has no video in the features "
+            f"({bad.size} such queries); expected an index in 0..{dataset.num_videos - 1}, got {int(index[q])}"
+        )
+
+
+def _build_metric(cfg, output_dir, dataset, batch_size):
+    metric_cfg = cfg.get("METRIC") or {"name": "MSRVTTMetric"}
+    metric = build_from_cfg(
+        metric_cfg, METRICS, where="METRIC", data_size=dataset.num_queries, batch_size=batch_size, output_dir=output_dir
+    )
+    metric.video_ids, metric.captions = list(dataset.video_ids), list(dataset.captions)
+    return metric
+
+
+def _init_distributed():
+    """Join the process group under ``paddle.distributed.launch``; the world size."""
+    world = dist.get_world_size()
+    if world > 1 and not dist.is_initialized():
+        dist.init_parallel_env()
+    return world
+
+
+def test_model(cfg, weights, amp=False, amp_level="O1", progress=True):
+    """Score every MSR-VTT test caption against every test video and report metrics.
+
+    Writes ``msrvtt_metrics.json``, per-query/per-video rank CSVs, a rank histogram
+    and the score matrix ``msrvtt_scores.npy`` [Q, V] to the output directory (rank 0).
+    Returns the metrics dict on rank 0, None on the other ranks.
+    """
+    from ..loader.builder import build_dataset
+
+    logger = get_logger()
+    output_dir = cfg.get("output_dir") or os.path.join("output", cfg.get("model_name", "ActBert"))
+    check_weights_file(weights)
+    model = build_test_model(cfg.MODEL, weights)
+    dataset = build_dataset(cfg.DATASET.test, (cfg.get("PIPELINE") or {}).get("test"), where="DATASET.test")
+    check_dataset(dataset)
+    text_batch = int(cfg.DATASET.get("test_batch_size", 1))
+    pair_batch = int(cfg.DATASET.get("test_pair_batch_size", DEFAULT_PAIR_BATCH_SIZE))
+    metric = _build_metric(cfg, output_dir, dataset, text_batch)
+    world = _init_distributed()
+    logger.info(
+        "scoring %d captions x %d videos (%d pairs) on %s, %d process(es), %d pairs per pass",
+        dataset.num_queries, dataset.num_videos, dataset.num_queries * dataset.num_videos,
+        paddle.get_device(), world, pair_batch,
+    )
+    start = time.perf_counter()
+    scores = score_matrix(
+        model.backbone, dataset, pair_batch_size=pair_batch, text_batch_size=text_batch,
+        amp=amp, amp_level=amp_level, progress=progress,
+    )
+    elapsed = time.perf_counter() - start
+    logger.info("scored in %.1f s (%.1f pairs/s)", elapsed, scores.size / max(elapsed, 1e-9))
+    if world > 1 and dist.get_rank() != 0:
+        return None
+    os.makedirs(output_dir, exist_ok=True)
+    np.save(os.path.join(output_dir, SCORES_FILE), scores)
+    metric.update(scores, dataset.query_video_index)
+    return metric.accumulate()

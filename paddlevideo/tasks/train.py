@@ -1,0 +1,585 @@
+"""Training: ``train_model`` orchestrates ``train_one_epoch``, ``evaluate`` and checkpoints.
+
+One process or many (``python -m paddle.distributed.launch --nproc_per_node N main.py``):
+each rank builds the same model from the same seed (and DataParallel broadcasts rank 0's
+weights), reads its own shard of every global batch, and gradients are averaged across
+ranks. Only rank 0 logs and writes files; every collective is skipped when the world
+size is 1.
+
+Run settings read (lower-case YAML keys, defaults in ``RunSettings``): see the fields
+below; DATASET settings: ``batch_size``, ``valid_batch_size``, ``num_workers``.
+"""
+
+import datetime
+import math
+import os
+import random
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, fields
+
+import numpy as np
+import paddle
+import paddle.distributed as dist
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from ..loader.dataloader import build_dataloader
+from ..solver import build_lr, build_optimizer
+from ..solver.lr import steps_every_iter
+from ..utils import amp as amp_utils
+from ..utils import checkpoint as ckpt
+from ..utils.errors import ActBertError, ConfigError, WeightsError
+from ..utils.logger import get_logger, setup_logger
+from ..utils.plot import plot_losses
+
+
+class NonFiniteLossError(ActBertError):
+    """Training produced non-finite losses too many steps in a row."""
+
+
+@dataclass
+class RunSettings:
+    """The lower-case run settings of a config, with their defaults."""
+
+    model_name: str = "ActBert"
+    epochs: int = 1
+    log_interval: int = 10
+    output_dir: str = ""  # default: output/{model_name}
+    save_interval: int = 1  # epochs between {model_name}_epoch_*.pdparams/.pdopt
+    val_interval: int = 1
+    seed: int = None  # None: drawn at random, logged and kept in the resume checkpoint
+    log_level: str = "INFO"
+    device: str = None  # None: GPU when Paddle has CUDA and one is visible, else CPU
+    grad_accum_steps: int = 1  # micro-batches per optimiser step
+    checkpoint_steps: int = 0  # optimiser steps between resume checkpoints (0: at epoch ends only)
+    max_nonfinite_steps: int = 5  # consecutive skipped (non-finite) steps before stopping
+    best_metric: str = "loss"  # validation value that picks {model_name}_best.pdparams
+    best_mode: str = "min"
+    find_unused_parameters: bool = True  # ActBERT has parameters unused by the loss (value_av)
+    amp: bool = False
+    amp_level: str = "O1"
+    amp_dtype: str = "float16"
+    num_threads: int = None  # CPU threads; applied by main.py before Paddle is imported
+    use_visualdl: bool = False  # also write VisualDL scalars to {output_dir}/vdl (needs `pip install visualdl`)
+
+    @classmethod
+    def from_cfg(cls, cfg, **flags):
+        """Settings from ``cfg``'s top level, then command-line ``flags`` that are not None."""
+        values = {f.name: cfg[f.name] for f in fields(cls) if cfg.get(f.name) is not None}
+        values.update({k: v for k, v in flags.items() if v is not None and v is not False})
+        run = cls(**values)
+        run.output_dir = run.output_dir or os.path.join("output", run.model_name)
+        run.check()
+        return run
+
+    def check(self):
+        for key in ("epochs", "log_interval", "save_interval", "val_interval", "grad_accum_steps",
+                    "max_nonfinite_steps"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        if self.best_mode not in ("min", "max"):
+            raise ConfigError(f"best_mode must be 'min' or 'max', got {self.best_mode!r}")
+
+
+@dataclass
+class TrainState:
+    """Where training is; saved in the resume checkpoint."""
+
+    epoch: int = 1  # current epoch, 1-based
+    batch: int = 0  # batches of this rank consumed in the current epoch
+    global_step: int = 0  # optimiser steps taken
+    nonfinite_streak: int = 0
+    best: float = None
+
+
+@dataclass
+class Context:
+    """Everything the loop functions share."""
+
+    run: RunSettings
+    model: paddle.nn.Layer  # DataParallel-wrapped when world size > 1
+    net: paddle.nn.Layer  # the bare model
+    optimizer: object
+    lr: object
+    scaler: object
+    plan: amp_utils.AmpPlan
+    train_loader: object
+    valid_loader: object
+    rank: int
+    world_size: int
+    seed: int
+    max_iters: int = None
+    last_lr: float = 0.0
+    vdl: object = None  # VisualDL LogWriter on rank 0 when use_visualdl is set
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def preflight(cfg, run, weights=None, resume=None, validate=False):
+    """Reject configs and files that cannot train, before any work starts. Returns the resume state."""
+    if not cfg.get("OPTIMIZER"):
+        raise ConfigError("training needs an OPTIMIZER section (e.g. name: Adam, learning_rate: 0.0002)")
+    if not cfg.get("MODEL"):
+        raise ConfigError("training needs a MODEL section")
+    dataset = cfg.get("DATASET") or {}
+    if not dataset.get("train"):
+        raise ConfigError("training needs DATASET.train (a mapping with a 'format' key)")
+    if validate and not dataset.get("valid"):
+        raise ConfigError("--validate needs DATASET.valid")
+    if weights and not os.path.isfile(weights):
+        raise WeightsError(f"-w {weights}: file not found")
+    state = ckpt.load_resume(resume) if resume else None
+    if state is not None and state.get("model_name") != run.model_name:
+        raise WeightsError(f"--resume {resume}: checkpoint of model_name '{state.get('model_name')}', "
+                           f"config says '{run.model_name}'")
+    if get_rank() == 0:
+        ckpt.check_writable(run.output_dir)
+    return state
+
+
+def get_rank():
+    return int(os.environ.get("PADDLE_TRAINER_ID", 0))
+
+
+def select_device(requested):
+    """``requested`` (config ``device``), else a GPU when there is one, else the CPU."""
+    if requested:
+        try:
+            paddle.set_device(requested)
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigError(f"device '{requested}' is not available: {exc}") from None
+    else:
+        has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+        paddle.set_device("gpu" if has_gpu else "cpu")
+    return paddle.get_device()
+
+
+def init_distributed():
+    """(rank, world size); joins the process group when started by paddle.distributed.launch."""
+    world = int(os.environ.get("PADDLE_TRAINERS_NUM", 1))
+    if world > 1:
+        dist.init_parallel_env()  # gloo on CPU, NCCL on GPU
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    paddle.seed(seed)
+
+
+def build_loaders(cfg, seed, rank, world, validate):
+    from ..loader.builder import build_dataset
+
+    data, pipes = cfg.DATASET, cfg.get("PIPELINE") or {}
+    workers = int(data.get("num_workers", 0))
+    train_set = build_dataset(data.train, pipes.get("train"), where="DATASET.train")
+    train = build_dataloader(train_set, data.get("batch_size", 1), workers, shuffle=True, drop_last=True,
+                             seed=seed, rank=rank, world_size=world)
+    if not validate:
+        return train, None
+    valid_set = build_dataset(data.valid, pipes.get("valid"), where="DATASET.valid")
+    valid = build_dataloader(valid_set, data.get("valid_batch_size", data.get("batch_size", 1)), workers,
+                             shuffle=False, drop_last=False, seed=seed, rank=rank, world_size=world,
+                             where="DATASET.valid")
+    return train, valid
+
+
+def build_context(cfg, run, weights, resume_state, validate, max_iters):
+    """Model, data, optimiser and AMP for this rank, restored from ``resume_state`` if given."""
+    from ..modeling.builder import build_model
+
+    rank, world = init_distributed()
+    device = select_device(run.device)
+    seed = resolve_seed(run.seed, resume_state)
+    seed_everything(seed)  # same seed on every rank: identical initial weights
+    net = build_model(cfg.MODEL)  # loads MODEL.backbone.pretrained on every rank
+    if weights:
+        from ..modeling.weights import load_model_weights
+
+        load_model_weights(net, weights)
+    train_loader, valid_loader = build_loaders(cfg, seed, rank, world, validate)
+    steps_per_epoch = math.ceil(len(train_loader) / run.grad_accum_steps)
+    plan = amp_utils.resolve_amp(run.amp, run.amp_level, run.amp_dtype, device)
+    lr = build_lr(cfg.OPTIMIZER.get("learning_rate"), steps_per_epoch, run.epochs)
+    optimizer = build_optimizer(cfg.OPTIMIZER, net, lr, multi_precision=plan.master_weights)
+    net, optimizer = amp_utils.decorate(net, optimizer, plan)
+    scaler = amp_utils.build_scaler(plan)
+    model = paddle.DataParallel(net, find_unused_parameters=run.find_unused_parameters) if world > 1 else net
+    paddle.seed(seed + rank)  # distinct dropout masks per rank from here on
+    ctx = Context(run, model, net, optimizer, lr, scaler, plan, train_loader, valid_loader, rank, world, seed,
+                  max_iters, vdl=open_visualdl(run, rank))
+    if plan.note:
+        get_logger().warning(plan.note)
+    return ctx
+
+
+def resolve_seed(seed, resume_state):
+    if resume_state is not None:
+        return resume_state["seed"]
+    return int(seed) if seed is not None else random.SystemRandom().randrange(2**31)
+
+
+def restore(ctx, state_dict, source):
+    """Load a resume checkpoint into ``ctx``; returns its TrainState."""
+    ckpt.check_state_dict(ctx.net, state_dict["model"], f"--resume {source}")
+    ctx.net.set_state_dict(state_dict["model"])
+    ckpt.load_portable_optimizer_state(ctx.optimizer, ctx.net, state_dict["optimizer"])
+    if ctx.plan.use_scaler and state_dict.get("scaler"):
+        ctx.scaler.load_state_dict(state_dict["scaler"])
+    rngs = state_dict["rng"]
+    ckpt.restore_rng(rngs[ctx.rank] if ctx.rank < len(rngs) else rngs[0])
+    state = TrainState(**state_dict["train_state"])
+    if state_dict.get("world_size") != ctx.world_size:
+        # Same samples, different split: continue from the first batch not fully seen.
+        seen = state.batch * state_dict["world_size"]
+        state.batch = seen // ctx.world_size
+        get_logger().warning("resuming %d-process training with %d processes: the data order is kept, "
+                             "dropout masks differ", state_dict["world_size"], ctx.world_size)
+    return state
+
+
+def verify_replicas(ctx, when):
+    """Check that every rank holds the same parameters (one small all-gather); log the result."""
+    if ctx.world_size == 1:
+        return
+    mine = [float(p.astype("float64").sum()) for p in ctx.net.parameters()]
+    every = []
+    dist.all_gather_object(every, mine)
+    if any(other != every[0] for other in every[1:]):
+        raise RuntimeError(f"parameters differ across the {ctx.world_size} ranks {when}")
+    get_logger().info("parameters identical on all %d ranks %s", ctx.world_size, when)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def gather_rng(ctx):
+    """Every rank's RNG states, in rank order (collective when world size > 1)."""
+    mine = ckpt.capture_rng()
+    if ctx.world_size == 1:
+        return [mine]
+    states = []
+    dist.all_gather_object(states, mine)
+    return states
+
+
+def save_resume(ctx, state):
+    """Write the resume checkpoint (all ranks call this; rank 0 writes)."""
+    rngs = gather_rng(ctx)
+    if ctx.rank != 0:
+        return
+    ckpt.save_resume(ckpt.resume_path(ctx.run.output_dir, ctx.run.model_name), {
+        "model_name": ctx.run.model_name, "model": ctx.net.state_dict(),
+        "optimizer": ckpt.portable_optimizer_state(ctx.optimizer, ctx.net),
+        "scaler": ctx.scaler.state_dict(), "train_state": vars(state).copy(), "rng": rngs, "seed": ctx.seed,
+        "world_size": ctx.world_size,
+    })
+
+
+def end_of_epoch_checkpoints(ctx, state, epoch):
+    if ctx.rank == 0 and epoch % ctx.run.save_interval == 0:
+        ckpt.save_epoch(ctx.net, ctx.optimizer, ctx.run.output_dir, ctx.run.model_name, epoch)
+    save_resume(ctx, state)
+
+
+def update_best(ctx, state, metrics):
+    """Save ``{model_name}_best.pdparams`` when ``metrics[best_metric]`` improves."""
+    key = ctx.run.best_metric
+    if key not in metrics:
+        raise ConfigError(f"best_metric '{key}' is not a validation value; available: {', '.join(metrics)}")
+    value = metrics[key]
+    better = state.best is None or (value < state.best if ctx.run.best_mode == "min" else value > state.best)
+    if better:
+        state.best = value
+        if ctx.rank == 0:
+            ckpt.save_best(ctx.net, ctx.run.output_dir, ctx.run.model_name)
+            get_logger().info("best %s %.6f: saved %s", key, value,
+                              ckpt.best_path(ctx.run.output_dir, ctx.run.model_name))
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def all_ranks_finite(value, world_size):
+    """Whether the loss is finite on every rank (so all ranks skip a step together)."""
+    finite = math.isfinite(value)
+    if world_size == 1:
+        return finite
+    bad = paddle.to_tensor(0.0 if finite else 1.0)
+    dist.all_reduce(bad)
+    return float(bad) == 0.0
+
+
+def train_step(ctx, micro_batches):
+    """One optimiser step over ``micro_batches``; the mean loss parts, or None when skipped."""
+    totals, k = {}, len(micro_batches)
+    for i, batch in enumerate(micro_batches):
+        # Gradients are all-reduced only in the backward of the last micro-batch.
+        no_sync = ctx.model.no_sync() if ctx.world_size > 1 and i < k - 1 else nullcontext()
+        with no_sync:
+            with amp_utils.autocast(ctx.plan):
+                losses = ctx.model(batch, mode="train")
+            values = {name: float(v) for name, v in losses.items()}
+            if not all_ranks_finite(values["loss"], ctx.world_size):
+                ctx.optimizer.clear_grad()
+                return None
+            ctx.scaler.scale(losses["loss"] / k).backward()
+        for name, v in values.items():
+            totals[name] = totals.get(name, 0.0) + v / k
+    ctx.last_lr = ctx.optimizer.get_lr()  # the rate this step used, for the log line
+    ctx.scaler.step(ctx.optimizer)
+    ctx.scaler.update()
+    ctx.optimizer.clear_grad()
+    if steps_every_iter(ctx.lr):
+        ctx.lr.step()
+    return totals
+
+
+def note_nonfinite(ctx, state, skipped):
+    """Count consecutive skipped steps; stop with NonFiniteLossError after too many."""
+    if not skipped:
+        state.nonfinite_streak = 0
+        return
+    state.nonfinite_streak += 1
+    get_logger().warning("epoch %d step %d: non-finite loss, step skipped (%d in a row, limit %d)", state.epoch,
+                         state.global_step + 1, state.nonfinite_streak, ctx.run.max_nonfinite_steps)
+    if state.nonfinite_streak >= ctx.run.max_nonfinite_steps:
+        raise NonFiniteLossError(
+            f"loss was non-finite for {state.nonfinite_streak} steps in a row (max_nonfinite_steps) at epoch "
+            f"{state.epoch}, step {state.global_step + 1}; lower the learning rate or check the data. "
+            f"The last checkpoint in {ctx.run.output_dir} is intact"
+        )
+
+
+def micro_batch_groups(loader, group):
+    """Yield (micro-batches, seconds spent waiting for them) in groups of ``group``."""
+    it, done = iter(loader), False
+    while not done:
+        batches, wait = [], 0.0
+        while len(batches) < group:
+            start = time.perf_counter()
+            try:
+                batches.append(next(it))
+            except StopIteration:
+                done = True
+                break
+            wait += time.perf_counter() - start
+        if batches:
+            yield batches, wait
+
+
+def batch_size_of(batch):
+    return int(next(iter(batch.values())).shape[0])
+
+
+# --------------------------------------------------------------------------- logging
+
+
+class Meter:
+    """Running sums for the epoch summary."""
+
+    def __init__(self):
+        self.sums, self.steps, self.samples = {}, 0, 0
+        self.batch_time = self.reader_time = 0.0
+
+    def add(self, losses, samples, batch_time, reader_time):
+        for k, v in losses.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.steps += 1
+        self.samples += samples
+        self.batch_time += batch_time
+        self.reader_time += reader_time
+
+
+def log_step(ctx, state, losses, samples, batch_time, reader_time, eta_sec):
+    """PaddleVideo's training line: ``epoch:[  1/10 ] train step:10   loss: ... eta: ...``."""
+    parts = " ".join(f"{k}: {v:.6f}" for k, v in losses.items())
+    get_logger().info(
+        "epoch:[%3d/%-3d] train step:%-4d %s lr: %.6f batch_cost: %.5f sec, reader_cost: %.5f sec, "
+        "ips: %.5f instance/sec. eta: %s", state.epoch, ctx.run.epochs, state.global_step, parts, ctx.last_lr,
+        batch_time, reader_time, samples / max(batch_time, 1e-9), datetime.timedelta(seconds=int(eta_sec)),
+    )
+
+
+def log_epoch(epoch, mode, meter):
+    """PaddleVideo's epoch summary: ``END epoch:1   train loss_avg: ... avg_ips: ...``."""
+    n = max(meter.steps, 1)
+    parts = " ".join(f"{k}_avg: {v / n:.6f}" for k, v in meter.sums.items())
+    get_logger().info(
+        "END epoch:%-3d %s %s avg_batch_cost: %.5f sec, avg_reader_cost: %.5f sec, batch_cost_sum: %.5f sec, "
+        "avg_ips: %.5f instance/sec.", epoch, mode, parts, meter.batch_time / n, meter.reader_time / n,
+        meter.batch_time, meter.samples / max(meter.batch_time, 1e-9),
+    )
+
+
+def progress_bar(ctx, epoch, total, initial):
+    """A tqdm bar on rank 0 when stdout is a terminal; None otherwise (plain log lines)."""
+    if ctx.rank != 0 or not sys.stdout.isatty():
+        return None
+    return tqdm(total=total, initial=initial, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True)
+
+
+# --------------------------------------------------------------------------- loops
+
+
+def total_steps(ctx):
+    per_epoch = math.ceil(ctx.train_loader.batch_sampler.num_batches() / ctx.run.grad_accum_steps)
+    total = per_epoch * ctx.run.epochs
+    return min(total, ctx.max_iters) if ctx.max_iters else total
+
+
+def out_of_iters(ctx, state):
+    return ctx.max_iters is not None and state.global_step >= ctx.max_iters
+
+
+def train_one_epoch(ctx, state):
+    """Train from ``state``'s position to the end of the epoch (or ``max_iters``)."""
+    sampler = ctx.train_loader.batch_sampler
+    sampler.set_epoch(state.epoch, start_batch=state.batch)
+    meter, bar = Meter(), progress_bar(ctx, state.epoch, sampler.num_batches(), state.batch)
+    ctx.model.train()
+    # With a bar, log lines are printed above it instead of breaking it.
+    with logging_redirect_tqdm(loggers=[get_logger()]) if bar is not None else nullcontext():
+        tic = time.perf_counter()
+        for batches, reader_time in micro_batch_groups(ctx.train_loader, ctx.run.grad_accum_steps):
+            losses = train_step(ctx, batches)
+            state.batch += len(batches)
+            note_nonfinite(ctx, state, losses is None)
+            if losses is not None:
+                batch_time, tic = time.perf_counter() - tic, time.perf_counter()
+                after_step(ctx, state, meter, bar, losses, batches, batch_time, reader_time)
+            if out_of_iters(ctx, state):
+                break
+    if bar is not None:
+        bar.close()
+    return meter
+
+
+def after_step(ctx, state, meter, bar, losses, batches, batch_time, reader_time):
+    """Count a finished optimiser step: meters, log line, bar, step checkpoint."""
+    state.global_step += 1
+    samples = sum(batch_size_of(b) for b in batches)
+    meter.add(losses, samples, batch_time, reader_time)
+    if state.global_step % ctx.run.log_interval == 0:
+        eta = (total_steps(ctx) - state.global_step) * meter.batch_time / meter.steps
+        log_step(ctx, state, losses, samples, batch_time, reader_time, eta)
+        write_scalars(ctx, "train", losses, state.global_step)
+    if bar is not None:
+        bar.update(len(batches))
+        bar.set_postfix(loss=f"{losses['loss']:.4f}")
+    if ctx.run.checkpoint_steps and state.global_step % ctx.run.checkpoint_steps == 0:
+        save_resume(ctx, state)
+
+
+def evaluate(ctx):
+    """Validation losses averaged over every sample of every rank."""
+    sums, count = {}, 0
+    ctx.net.eval()
+    with paddle.no_grad():
+        for batch in ctx.valid_loader:
+            with amp_utils.autocast(ctx.plan):
+                losses = ctx.net(batch, mode="valid")
+            n = batch_size_of(batch)
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * n
+            count += n
+    ctx.net.train()
+    if ctx.world_size > 1:
+        parts = []
+        dist.all_gather_object(parts, (sums, count))
+        sums = {k: sum(p[0].get(k, 0.0) for p in parts) for k in parts[0][0]}
+        count = sum(p[1] for p in parts)
+    return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+def validate_epoch(ctx, state, epoch):
+    tic = time.perf_counter()
+    metrics = evaluate(ctx)
+    parts = " ".join(f"{k}_avg: {v:.6f}" for k, v in metrics.items())
+    get_logger().info("END epoch:%-3d val %s time: %.2f sec", epoch, parts, time.perf_counter() - tic)
+    write_scalars(ctx, "val", metrics, state.global_step)
+    update_best(ctx, state, metrics)
+
+
+def finish_epoch(ctx, state, meter, validate):
+    """Epoch-end schedule step, summary, validation and checkpoints; moves ``state`` to the next epoch."""
+    epoch = state.epoch
+    if not steps_every_iter(ctx.lr) and hasattr(ctx.lr, "step"):
+        ctx.lr.step()
+    log_epoch(epoch, "train", meter)
+    end_epoch = getattr(ctx.train_loader.dataset, "end_epoch", None)
+    if end_epoch is not None:  # the dataset reports the bad records it skipped this epoch
+        end_epoch(epoch)
+    if validate and epoch % ctx.run.val_interval == 0:
+        validate_epoch(ctx, state, epoch)
+    state.epoch, state.batch = epoch + 1, 0
+    end_of_epoch_checkpoints(ctx, state, epoch)
+
+
+def train_model(cfg, weights=None, validate=False, amp=False, amp_level=None, max_iters=None, resume=None,
+                seed=None):
+    """Train the model of ``cfg``; returns the final TrainState.
+
+    ``weights``: a full-model checkpoint to start from; ``resume``: a
+    ``{model_name}_resume.pdckpt`` to continue exactly; ``max_iters``: stop after this
+    many optimiser steps in total (counted across resumes).
+    """
+    run = RunSettings.from_cfg(cfg, amp=amp, amp_level=amp_level, seed=seed)
+    resume_state = preflight(cfg, run, weights, resume, validate)
+    setup_logger(run.output_dir, run.log_level)
+    ctx = build_context(cfg, run, weights, resume_state, validate, max_iters)
+    state = restore(ctx, resume_state, resume) if resume_state else TrainState()
+    if resume_state:
+        get_logger().info("resumed from %s: epoch %d, batch %d, step %d", resume, state.epoch, state.batch,
+                          state.global_step)
+    verify_replicas(ctx, "at the start")
+    get_logger().info("training %s: %d process(es), seed %d, %s, output in %s", run.model_name, ctx.world_size,
+                      ctx.seed, paddle.get_device(), run.output_dir)
+    while state.epoch <= run.epochs and not out_of_iters(ctx, state):
+        meter = train_one_epoch(ctx, state)
+        if out_of_iters(ctx, state) and state.batch < ctx.train_loader.batch_sampler.num_batches():
+            save_resume(ctx, state)  # stopped mid-epoch by max_iters: keep the exact position
+            break
+        finish_epoch(ctx, state, meter, validate)
+    verify_replicas(ctx, "at the end")
+    if ctx.rank == 0:
+        write_loss_curve(run)
+    return state
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+def open_visualdl(run, rank):
+    """A VisualDL LogWriter on rank 0 when ``use_visualdl`` is set, else None."""
+    if not run.use_visualdl or rank != 0:
+        return None
+    try:
+        from visualdl import LogWriter
+    except ImportError:
+        raise ConfigError("use_visualdl: true needs the visualdl package (pip install visualdl)") from None
+    return LogWriter(logdir=os.path.join(run.output_dir, "vdl"))
+
+
+def write_scalars(ctx, phase, values, step):
+    if ctx.vdl is not None:
+        for name, value in values.items():
+            ctx.vdl.add_scalar(tag=f"{phase}/{name}", step=step, value=float(value))
+
+
+def write_loss_curve(run):
+    """Draw ``loss_curve.png`` (each loss part) from this run's ``train.log``."""
+    log = os.path.join(run.output_dir, "train.log")
+    png = os.path.join(run.output_dir, "loss_curve.png")
+    try:
+        plot_losses(log, png, title=run.model_name)
+    except ActBertError as exc:  # e.g. a run too short to log a line: say so, training itself succeeded
+        get_logger().warning("no loss curve: %s", exc)
+        return
+    get_logger().info("loss curve: %s", png)

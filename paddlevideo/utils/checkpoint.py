@@ -1,0 +1,158 @@
+"""Checkpoints: PaddleVideo's file names, atomic writes, and a resume checkpoint.
+
+Files in ``output_dir``:
+- ``{model_name}_epoch_{e:05d}.pdparams`` / ``.pdopt``: model / optimiser state after
+  epoch ``e`` (PaddleVideo's names, loadable by ``-w``);
+- ``{model_name}_best.pdparams``: the model with the best validation metric;
+- ``{model_name}_resume.pdckpt``: everything ``--resume`` needs to continue exactly
+  (model, optimiser with its schedule, loss scaler, epoch, step, RNG states of python,
+  numpy and paddle for every rank, and the data sampler's position).
+
+Every file is written to a temporary name in the same directory, flushed to disk and
+renamed over the target: ``os.replace`` is atomic, so a crash or ``kill -9`` leaves
+either the previous file or the new one, never a torn one.
+"""
+
+import os
+import random
+
+import numpy as np
+import paddle
+
+from .errors import ConfigError, WeightsError
+
+RESUME_FORMAT = "actbert-resume-v1"
+
+
+def atomic_save(obj, path):
+    """``paddle.save(obj, path)`` that never leaves a partial file at ``path``."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        paddle.save(obj, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def epoch_paths(output_dir, model_name, epoch):
+    """(``.pdparams``, ``.pdopt``) paths of the checkpoint of ``epoch`` (1-based)."""
+    stem = os.path.join(output_dir, f"{model_name}_epoch_{epoch:05d}")
+    return stem + ".pdparams", stem + ".pdopt"
+
+
+def best_path(output_dir, model_name):
+    return os.path.join(output_dir, f"{model_name}_best.pdparams")
+
+
+def resume_path(output_dir, model_name):
+    return os.path.join(output_dir, f"{model_name}_resume.pdckpt")
+
+
+def save_epoch(model, optimizer, output_dir, model_name, epoch):
+    params, opt = epoch_paths(output_dir, model_name, epoch)
+    atomic_save(model.state_dict(), params)
+    atomic_save(optimizer.state_dict(), opt)
+
+
+def save_best(model, output_dir, model_name):
+    atomic_save(model.state_dict(), best_path(output_dir, model_name))
+
+
+def capture_rng():
+    """This process's python, numpy and paddle random states (CPU, and GPU if used)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "paddle_cpu": paddle.get_rng_state("cpu")}
+    if paddle.device.get_device().startswith("gpu"):
+        state["paddle_device"] = paddle.get_rng_state()
+    return state
+
+
+def restore_rng(state):
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    paddle.set_rng_state(state["paddle_cpu"], "cpu")
+    if "paddle_device" in state and paddle.device.get_device().startswith("gpu"):
+        paddle.set_rng_state(state["paddle_device"])
+
+
+def save_resume(path, state):
+    """Write a resume checkpoint (``state`` as built by the trainer) atomically."""
+    atomic_save(dict(state, format=RESUME_FORMAT), path)
+
+
+def load_resume(path):
+    """Read a resume checkpoint, or raise WeightsError saying what ``path`` is instead."""
+    if not os.path.isfile(path):
+        raise WeightsError(f"--resume: no checkpoint file at {path}")
+    try:
+        state = paddle.load(path)
+    except Exception as exc:  # paddle raises assorted types for a file it cannot parse
+        raise WeightsError(f"--resume: {path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
+        raise WeightsError(
+            f"--resume: {path} is not a resume checkpoint (expected a *_resume.pdckpt written by training; "
+            f"use -w for .pdparams weights)"
+        )
+    return state
+
+
+def check_state_dict(model, state, source):
+    """Raise WeightsError unless ``state`` has exactly ``model``'s parameter names and shapes."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise WeightsError(
+            f"{source} does not fit the model: {len(missing)} missing keys (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})"
+        )
+    for key, value in own.items():
+        if list(value.shape) != list(state[key].shape):
+            raise WeightsError(
+                f"{source} does not fit the model: '{key}' has shape {list(state[key].shape)}, "
+                f"model expects {list(value.shape)}"
+            )
+
+
+def check_writable(output_dir):
+    """Raise ConfigError unless ``output_dir`` can be created and written to."""
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        probe = os.path.join(output_dir, f".write_test{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as exc:
+        raise ConfigError(f"output_dir {output_dir} is not writable: {exc.strerror or exc}") from None
+
+
+def _rename_keys(state, mapping):
+    """Rename ``state``'s keys ``{old}_{suffix}`` (and master-weight keys) by ``mapping`` old -> new."""
+    ordered = sorted(mapping, key=len, reverse=True)  # longest first: 'fc_1.w_0' before 'fc_1.w'
+
+    def rename(key):
+        for old in ordered:
+            if key == old or key.startswith(old + "_"):
+                return mapping[old] + key[len(old):]
+        return key
+
+    out = {}
+    for key, value in state.items():
+        out[rename(key)] = {rename(k): v for k, v in value.items()} if key == "master_weights" else value
+    return out
+
+
+def portable_optimizer_state(optimizer, model):
+    """The optimiser state keyed by parameter *structured* names (``fc.weight_moment1_0``).
+
+    Paddle keys optimiser state by internal parameter names (``linear_3.w_0``), which
+    depend on how many layers the process created before; structured names do not, so
+    the state loads into a model built in another process or a second time in this one.
+    """
+    return _rename_keys(optimizer.state_dict(), {p.name: n for n, p in model.named_parameters()})
+
+
+def load_portable_optimizer_state(optimizer, model, state):
+    optimizer.set_state_dict(_rename_keys(state, {n: p.name for n, p in model.named_parameters()}))

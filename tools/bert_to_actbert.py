@@ -1,0 +1,152 @@
+"""Convert a Hugging Face BERT checkpoint into an ActBERT backbone file.
+
+    python tools/bert_to_actbert.py SOURCE OUTPUT.pdparams
+
+SOURCE is ``model.safetensors`` or ``pytorch_model.bin`` (the latter needs torch), or a folder
+holding one. Keys may carry the ``bert.`` prefix (``BertForPreTraining`` checkpoints) or not
+(``BertModel``). The output holds the text stream (``bert.embeddings.*``,
+``bert.encoder.layer.*``) and, when the checkpoint has one, the masked-LM head
+(``cls.predictions.*``), with Linear weights transposed to Paddle's [in, out] layout. Point
+``MODEL.backbone.pretrained`` at it: the region/action streams, connection layers and their
+heads start from scratch. A checkpoint without an LM head gives a text-stream-only file, which
+the loader reports as missing ``cls.predictions.*``.
+"""
+
+import argparse
+import os
+import re
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from paddlevideo.utils.errors import ActBertError, WeightsError  # noqa: E402
+
+CHECKPOINT_NAMES = ("model.safetensors", "pytorch_model.bin")
+# Body parameters ActBERT's text stream shares with BERT, after the "bert." prefix is removed.
+BODY = re.compile(
+    r"^(embeddings\.(word_embeddings|position_embeddings|token_type_embeddings)\.weight"
+    r"|embeddings\.LayerNorm\.(weight|bias)"
+    r"|encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense"
+    r"|output\.dense)\.(weight|bias)"
+    r"|encoder\.layer\.\d+\.(attention\.output|output)\.LayerNorm\.(weight|bias))$"
+)
+HEAD = {
+    "cls.predictions.transform.dense.weight": "cls.predictions.transform.dense.weight",
+    "cls.predictions.transform.dense.bias": "cls.predictions.transform.dense.bias",
+    "cls.predictions.transform.LayerNorm.weight": "cls.predictions.transform.LayerNorm.weight",
+    "cls.predictions.transform.LayerNorm.bias": "cls.predictions.transform.LayerNorm.bias",
+    "cls.predictions.bias": "cls.predictions.decoder_bias",
+}
+WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
+DECODER = "cls.predictions.decoder_weight"
+
+
+def find_checkpoint(source):
+    """The checkpoint file of ``source`` (a file, or a folder holding one of CHECKPOINT_NAMES)."""
+    if os.path.isdir(source):
+        for name in CHECKPOINT_NAMES:
+            if os.path.isfile(os.path.join(source, name)):
+                return os.path.join(source, name)
+        raise WeightsError(f"{source} holds neither {' nor '.join(CHECKPOINT_NAMES)}")
+    if not os.path.isfile(source):
+        raise WeightsError(f"checkpoint not found: {source}")
+    return source
+
+
+def read_checkpoint(path):
+    """{name: float32 np.ndarray} of a safetensors or PyTorch checkpoint."""
+    if path.endswith(".safetensors"):
+        from safetensors.numpy import load_file
+
+        try:
+            return load_file(path)
+        except Exception as exc:  # safetensors raises its own error types on foreign files
+            raise WeightsError(f"{path} is not a safetensors file ({exc})") from None
+    if path.endswith(".bin"):
+        return _read_torch(path)
+    raise WeightsError(f"{path}: expected a .safetensors or .bin (PyTorch) checkpoint")
+
+
+def _read_torch(path):
+    try:
+        import torch
+    except ImportError:
+        raise WeightsError(
+            f"reading {path} needs PyTorch, which is not installed: install torch, or convert from "
+            "model.safetensors instead"
+        ) from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types on foreign files
+        raise WeightsError(f"{path} is not a PyTorch state dict ({exc})") from None
+    return {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
+
+
+def _canonical(name):
+    """Old TF-converted checkpoints call LayerNorm parameters gamma/beta."""
+    return name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+
+
+def _is_linear_weight(name, array):
+    return name.endswith(".weight") and array.ndim == 2 and "embeddings" not in name
+
+
+def convert(state):
+    """HF state dict -> (ActBERT state dict, mapped [(source, target, transposed)], skipped [source]).
+
+    Raises WeightsError when ``state`` holds no BERT word embeddings."""
+    out, mapped, skipped = {}, [], []
+    for source, array in state.items():
+        name = _canonical(source)
+        body = name[len("bert."):] if name.startswith("bert.") else name
+        if BODY.match(body):
+            target = "bert." + body
+        elif name in HEAD:
+            target = HEAD[name]
+        else:
+            skipped.append(source)
+            continue
+        transposed = _is_linear_weight(target, array)
+        out[target] = np.ascontiguousarray(array.T if transposed else array, dtype=np.float32)
+        mapped.append((source, target, transposed))
+    if WORD_EMBEDDINGS not in out:
+        raise WeightsError("not a BERT checkpoint: no 'embeddings.word_embeddings.weight' (with or without 'bert.')")
+    # The LM decoder is tied to the word embeddings; ActBERT checkpoints store it under both names.
+    out[DECODER] = out[WORD_EMBEDDINGS]
+    mapped.append(("(tied to word embeddings)", DECODER, False))
+    return out, mapped, skipped
+
+
+def save(state, path):
+    import paddle
+
+    paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", help="model.safetensors, pytorch_model.bin, or a folder holding one")
+    parser.add_argument("output", help="the backbone .pdparams to write")
+    args = parser.parse_args(argv)
+    try:
+        checkpoint = find_checkpoint(args.source)
+        state, mapped, skipped = convert(read_checkpoint(checkpoint))
+        save(state, args.output)
+    except ActBertError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for source, target, transposed in mapped:
+        print(f"{source} -> {target}{' (transposed)' if transposed else ''}")
+    if skipped:
+        print(f"not used by ActBERT ({len(skipped)}): {', '.join(skipped)}")
+    if "cls.predictions.decoder_bias" not in state:
+        print("note: no masked-LM head in this checkpoint; the file holds the text stream only")
+    layers = len({t.split(".")[3] for _, t, _ in mapped if t.startswith("bert.encoder.layer.")})
+    print(f"wrote {len(state)} tensors ({layers} text layers) from {checkpoint} to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

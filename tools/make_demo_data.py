@@ -1,0 +1,233 @@
+"""Generate a small, learnable ActBERT corpus in the released file formats (seconds, CPU).
+
+    python tools/make_demo_data.py                 # -> data/demo/
+    python tools/make_demo_data.py --out /tmp/demo --num-train 500 --seed 3
+
+The world: every clip shows one *action* (``slices``, ``pours``, ...) performed on
+two *objects* (``tomato``, ``knife``, ...) among background things (``table``,
+``hand``, ...). Its captions say so ("a person slices a tomato with a knife"). The
+features are built from the classes, so a model can learn the links between words,
+regions and actions:
+
+- region feature = prototype vector of the box's object class + Gaussian noise;
+  region target = that box's class distribution (most mass on the true class, as a
+  detector's soft output);
+- action feature = prototype of the clip's action class + noise; action target = the
+  action class id.
+
+Files written (formats of the PaddleVideo release, see data/README.md):
+
+- ``actbert_train_data.npy`` / ``actbert_val_data.npy``: object arrays of clips with
+  PaddleVideo's 11 fields; ``caption_train.json`` / ``caption_val.json``: their
+  caption pools (the reference's source of mismatched captions);
+- ``msrvtt_test.lmdb`` + ``MSRVTT_JSFUSION_test.csv``: held-out test videos (new clips
+  and new action/object combinations, same classes), one query each, as PaddleVideo's
+  MSR-VTT features (pickled dicts; every other video's arrays stored flattened, as
+  both occur) and the JSFusion query list;
+- ``vocab.txt``: every caption word plus [PAD] [UNK] [CLS] [SEP] [MASK] (a tiny model);
+- ``demo_info.json``: the sizes a config needs (vocab_size, v_target_size, ...).
+
+Every clip has exactly ``max_action_num`` (5) action segments: the MSR-VTT test input
+gives padded action slots mask 1 (the reference's quirk), so full clips keep training
+and test inputs alike.
+"""
+
+import argparse
+import json
+import os
+import pickle
+import shutil
+import sys
+import time
+
+import lmdb
+import numpy as np
+
+ACTIONS = [  # (3rd person, -ing form)
+    ("slices", "slicing"), ("washes", "washing"), ("pours", "pouring"), ("stirs", "stirring"),
+    ("throws", "throwing"), ("opens", "opening"), ("paints", "painting"), ("folds", "folding"),
+    ("fries", "frying"), ("lifts", "lifting"),
+]
+OBJECTS = ["tomato", "onion", "knife", "board", "bowl", "pan", "cup", "bottle", "ball", "box", "paper", "shirt",
+           "egg", "bread", "brush", "door"]
+BACKGROUND = ["person", "hand", "table", "wall"]  # in every scene, never discriminative
+TEMPLATES = [
+    "a person {verb} a {a} with a {b}",
+    "someone is {ing} the {a} next to the {b}",
+    "{ing} a {a} and a {b}",
+    "a man {verb} the {a} near a {b}",
+    "a woman is {ing} a {a} over the {b}",
+    "the {a} and the {b} while someone is {ing}",
+]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+MAX_ACTIONS = 5
+IMAGE_H, IMAGE_W = 360.0, 640.0
+
+
+def demo_vocab():
+    """Tokens of the demo vocabulary: specials first ([PAD] = 0), then all caption words."""
+    words = set()
+    for template in TEMPLATES:
+        words.update(w for w in template.split() if not w.startswith("{"))
+    for verb, ing in ACTIONS:
+        words.update((verb, ing))
+    words.update(OBJECTS)
+    return SPECIAL + sorted(words)
+
+
+class World:
+    """Class prototypes and the sampling of clips; all randomness from one Generator."""
+
+    def __init__(self, rng, feature_dim, noise):
+        self.rng, self.noise = rng, noise
+        self.classes = OBJECTS + BACKGROUND  # region class ids: objects first
+        # Unit-scale random prototypes: in 64+ dimensions they are nearly orthogonal.
+        self.region_proto = rng.normal(size=(len(self.classes), feature_dim)).astype(np.float32)
+        self.action_proto = rng.normal(size=(len(ACTIONS), feature_dim)).astype(np.float32)
+
+    def combos(self, count, exclude=()):
+        """``count`` distinct (action, object a, object b) triples not in ``exclude``."""
+        all_combos = [(act, a, b) for act in range(len(ACTIONS)) for a in range(len(OBJECTS))
+                      for b in range(len(OBJECTS)) if a != b and (act, a, b) not in exclude]
+        if count > len(all_combos):
+            raise SystemExit(f"error: asked for {count} distinct test combinations, only {len(all_combos)} exist")
+        picks = self.rng.choice(len(all_combos), size=count, replace=False)
+        return [all_combos[i] for i in picks]
+
+    def random_combo(self):
+        a, b = self.rng.choice(len(OBJECTS), size=2, replace=False)
+        return int(self.rng.integers(len(ACTIONS))), int(a), int(b)
+
+    def caption(self, combo):
+        act, a, b = combo
+        template = TEMPLATES[self.rng.integers(len(TEMPLATES))]
+        verb, ing = ACTIONS[act]
+        return template.format(verb=verb, ing=ing, a=OBJECTS[a], b=OBJECTS[b])
+
+    def boxes(self, n):
+        """``n`` random boxes inside the image: float32 [n, 4] (x1, y1, x2, y2 pixels)."""
+        wh = self.rng.uniform(0.1, 0.5, size=(n, 2)) * [IMAGE_W, IMAGE_H]
+        x1y1 = self.rng.uniform(0, 1, size=(n, 2)) * ([IMAGE_W, IMAGE_H] - wh)
+        return np.concatenate([x1y1, x1y1 + wh], axis=1).astype(np.float32)
+
+    def regions(self, combo):
+        """Box classes (int [n]), features [n, D], targets [n, C] of one clip.
+
+        The two named objects fill 1-3 boxes each, background things 2-6; order shuffled.
+        """
+        _, a, b = combo
+        labels = [a] * int(self.rng.integers(1, 4)) + [b] * int(self.rng.integers(1, 4))
+        labels += list(len(OBJECTS) + self.rng.integers(len(BACKGROUND), size=int(self.rng.integers(2, 7))))
+        labels = np.array(labels)[self.rng.permutation(len(labels))]
+        feats = self.region_proto[labels] + self.noise * self.rng.normal(size=(len(labels), self.region_proto.shape[1]))
+        # A detector's soft output: 0.6-0.9 on the true class, the rest on two others.
+        target = np.zeros((len(labels), len(self.classes)), dtype=np.float32)
+        for i, label in enumerate(labels):
+            top = self.rng.uniform(0.6, 0.9)
+            others = self.rng.choice(np.delete(np.arange(len(self.classes)), label), size=2, replace=False)
+            target[i, label] = top
+            target[i, others] = (1 - top) / 2
+        return labels, feats.astype(np.float32), target
+
+    def actions(self, combo):
+        """Action features [5, D] (the clip's action + noise) and targets int64 [5]."""
+        act = combo[0]
+        feats = self.action_proto[act] + self.noise * self.rng.normal(size=(MAX_ACTIONS, self.action_proto.shape[1]))
+        return feats.astype(np.float32), np.full(MAX_ACTIONS, act, dtype=np.int64)
+
+
+def npy_item(world, combo, image_id, captions_per_clip):
+    """One clip in PaddleVideo's 11-field layout."""
+    _, feats, target = world.regions(combo)
+    action_feat, action_target = world.actions(combo)
+    captions = "!".join(world.caption(combo) for _ in range(captions_per_clip))
+    return [feats, target, world.boxes(len(feats)), len(feats), IMAGE_H, IMAGE_W, image_id, captions,
+            action_feat, action_target, MAX_ACTIONS]
+
+
+def write_split(world, out, name, count, captions_per_clip):
+    """``actbert_{name}_data.npy`` and ``caption_{name}.json``; returns the combos used."""
+    combos = [world.random_combo() for _ in range(count)]
+    items = np.empty(count, dtype=object)  # filled one by one: np.array would try to broadcast
+    for i, combo in enumerate(combos):
+        items[i] = npy_item(world, combo, f"demo_{name}_{i:05d}", captions_per_clip)
+    np.save(os.path.join(out, f"actbert_{name}_data.npy"), items, allow_pickle=True)
+    with open(os.path.join(out, f"caption_{name}.json"), "w", encoding="utf-8") as f:
+        json.dump([item[7] for item in items], f, indent=0)
+    return combos
+
+
+def write_test(world, out, count, exclude):
+    """MSR-VTT-style test set: pickled-dict LMDB + JSFusion CSV, one query per video."""
+    combos = world.combos(count, exclude)
+    records, rows = {}, []
+    for i, combo in enumerate(combos):
+        vid = f"video{i}"
+        _, feats, _ = world.regions(combo)
+        action_feat, _ = world.actions(combo)
+        rec = {"video_id": vid, "image_h": IMAGE_H, "image_w": IMAGE_W, "features": feats,
+               "boxes": world.boxes(len(feats)), "action_features": action_feat}
+        if i % 2:  # the released file stores some arrays flattened
+            rec = {k: (v.reshape(-1) if isinstance(v, np.ndarray) else v) for k, v in rec.items()}
+        records[vid] = pickle.dumps(rec, protocol=4)
+        rows.append(f"ret{i},msr{i},{vid},{world.caption(combo)}")
+    path = os.path.join(out, "msrvtt_test.lmdb")
+    shutil.rmtree(path, ignore_errors=True)
+    env = lmdb.open(path, map_size=max(1 << 22, 4 * sum(map(len, records.values()))))
+    with env.begin(write=True) as txn:
+        for vid, value in records.items():
+            txn.put(vid.encode("ascii"), value)
+    env.close()
+    with open(os.path.join(out, "MSRVTT_JSFUSION_test.csv"), "w", encoding="utf-8") as f:
+        f.write("key,vid_key,video_id,sentence\n" + "\n".join(rows) + "\n")
+
+
+def make_demo_data(out="data/demo", seed=0, num_train=2000, num_val=200, num_test=100, feature_dim=64,
+                   noise=0.5, captions_per_clip=2):
+    """Write the demo corpus to ``out``; returns the info dict also saved as demo_info.json."""
+    os.makedirs(out, exist_ok=True)
+    world = World(np.random.default_rng(seed), feature_dim, noise)
+    vocab = demo_vocab()
+    with open(os.path.join(out, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+    train = write_split(world, out, "train", num_train, captions_per_clip)
+    write_split(world, out, "val", num_val, captions_per_clip)
+    # Test combinations are new: zero-shot retrieval cannot lean on memorised clips.
+    write_test(world, out, num_test, exclude=set(train))
+    info = {
+        "seed": seed, "num_train": num_train, "num_val": num_val, "num_test": num_test,
+        "vocab_size": len(vocab), "v_feature_size": feature_dim, "a_feature_size": feature_dim,
+        "v_target_size": len(world.classes), "a_target_size": len(ACTIONS),
+        "region_classes": world.classes, "action_classes": [verb for verb, _ in ACTIONS],
+    }
+    with open(os.path.join(out, "demo_info.json"), "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=1)
+    return info
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="data/demo", help="output directory (default data/demo)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files")
+    parser.add_argument("--num-train", type=int, default=2000, help="pretraining clips")
+    parser.add_argument("--num-val", type=int, default=200, help="validation clips")
+    parser.add_argument("--num-test", type=int, default=100, help="MSR-VTT-style test videos (one query each)")
+    parser.add_argument("--feature-dim", type=int, default=64,
+                        help="region and action feature size (real data: 2048; the demo configs expect 64)")
+    parser.add_argument("--noise", type=float, default=0.5, help="feature noise std (prototypes have std 1)")
+    args = parser.parse_args(argv)
+    for name in ("num_train", "num_val", "num_test", "feature_dim"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    start = time.perf_counter()
+    info = make_demo_data(args.out, args.seed, args.num_train, args.num_val, args.num_test, args.feature_dim,
+                          args.noise)
+    print(f"wrote {args.out}/: {info['num_train']} train, {info['num_val']} val clips, {info['num_test']} test "
+          f"videos; vocab {info['vocab_size']} tokens, {info['v_target_size']} region classes, "
+          f"{info['a_target_size']} actions, features {info['v_feature_size']}-d "
+          f"({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
