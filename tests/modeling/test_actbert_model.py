@@ -145,6 +145,16 @@ VARIANTS = {
     },
     "frozen-layers": {"fixed_t_layer": 2, "fixed_v_layer": 1, "v_ent_attention_id": [1, 2]},
     "value-av": {"use_value_av": True},
+    # the action stream runs out of layers before the last of three connections
+    "three-connections-few-action-layers": {
+        "t_ent_attention_id": [1, 2, 4], "v_ent_attention_id": [0, 1, 1], "a_ent_attention_id": [0, 1, 1],
+        "a_num_hidden_layers": 1,
+    },
+    # action layers only before the first connection; fusion sum with value_av
+    "action-layers-first": {
+        "a_ent_attention_id": [2, 2], "a_num_hidden_layers": 2, "fusion_method": "sum", "use_value_av": True,
+    },
+    "no-action-layers": {"a_ent_attention_id": [0, 0], "a_num_hidden_layers": 0},
 }
 
 

@@ -9,10 +9,13 @@ the streams are called text / region / action; the ``t_``/``v_``/``a_`` and ``1`
 names appear only where a checkpoint needs them.
 
 Besides the reference computation (``forward``), the backbone offers the cheaper paths callers
-need: ``encode_text`` / ``encode_video`` / ``match_logits`` for retrieval (the text stream before
-the first connection is computed once per caption, the video embeddings once per video, and
-after the last connection only the first token of each stream is computed), and
-``pretrain_scores`` for training (heads only at labelled positions).
+need: ``encode_text`` / ``encode_video`` / ``match_logits`` for retrieval, and ``pretrain_scores``
+for training (heads only at labelled positions). Retrieval computes once per caption the text
+stream before the first connection and that layer's text projections; once per video the region
+stream before the first connection, that layer's region projections and ctx_av terms, and the
+whole action stream with its pooled output (the action stream never reads the text or regions);
+per pair only the text and region streams from the first connection on, and after the last
+connection only their first tokens.
 """
 
 from __future__ import annotations
@@ -155,21 +158,36 @@ CONFIG_KEYS = [f.name for f in dataclasses.fields(ActBertConfig)]
 # Inputs shared between calls
 
 
+def _select_rows(value, index):
+    """Rows ``index`` of a tensor [B, ...], of each tensor of a tuple/list, or None."""
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)):
+        return tuple(paddle.index_select(v, index) for v in value)
+    return paddle.index_select(value, index)
+
+
 @dataclass
 class TextPrefix:
     """The text stream up to the first connection layer.
 
     ``hidden`` [B, T, H]; ``mask`` float32 [B, T] (1 real, 0 padding); ``hidden_states``: the
-    embedding output then each prefix layer's output (only with ``output_hidden_states``).
+    embedding output then each prefix layer's output (only with ``output_hidden_states``);
+    ``qkv``: the first connection layer's text projections (q2, k2, v2) [B, T, Hb] each, set by
+    ``encode_text`` for ``match_logits`` (B x 3 x 36 x 1024 floats at full size: 442 KB per caption).
     """
 
     hidden: paddle.Tensor
     mask: paddle.Tensor
     hidden_states: list | None = None
+    qkv: tuple | None = None
 
     def index_select(self, index):
         """The prefixes of rows ``index`` (int64 [P]), e.g. one caption repeated P times."""
-        return TextPrefix(paddle.index_select(self.hidden, index), paddle.index_select(self.mask, index))
+        return TextPrefix(
+            paddle.index_select(self.hidden, index), paddle.index_select(self.mask, index),
+            qkv=_select_rows(self.qkv, index),
+        )
 
     def __len__(self):
         return self.hidden.shape[0]
@@ -177,20 +195,31 @@ class TextPrefix:
 
 @dataclass
 class VideoInputs:
-    """Region and action streams up to the first connection layer.
+    """Region and action streams up to the first connection layer, and what scoring reuses.
 
     ``region`` [B, V, Hv], ``region_mask`` float32 [B, V], ``action`` [B, A, Ha],
-    ``action_mask`` float32 [B, A].
+    ``action_mask`` float32 [B, A]. Set by ``encode_video`` for ``match_logits`` (None otherwise),
+    everything of a video that does not depend on the caption:
+    ``region_qkv`` the first connection layer's region projections (q1, k1, v1) [B, V, Hb] each;
+    ``to_text`` that layer's additions to the text keys and values (from ctx_av) [B, A, Hb] each;
+    ``action_queries`` the action queries q3 of every connection layer, [B, A, Hb] each;
+    ``pooled_action`` the action pooler output [B, Hb].
+    Memory at full size (V = 36, A = 5, two connections), float32: about 740 KB per video
+    (region 147 KB, region_qkv 442 KB, the rest under 100 KB), so ~0.75 GB for 1000 videos.
     """
 
     region: paddle.Tensor
     region_mask: paddle.Tensor
     action: paddle.Tensor
     action_mask: paddle.Tensor
+    region_qkv: tuple | None = None
+    to_text: tuple | None = None
+    action_queries: tuple | None = None
+    pooled_action: paddle.Tensor | None = None
 
     def index_select(self, index):
         """The videos of rows ``index`` (int64 [P])."""
-        return VideoInputs(*(paddle.index_select(t, index) for t in dataclasses.astuple(self)))
+        return VideoInputs(*(_select_rows(getattr(self, f.name), index) for f in dataclasses.fields(self)))
 
     def __len__(self):
         return self.region.shape[0]
@@ -383,30 +412,53 @@ class TangledAttention(nn.Layer):
         self.action_region_attend = MultiHeadAttention(heads, cfg.at_attention_probs_dropout_prob)
         self.action_text_attend = MultiHeadAttention(heads, cfg.av_attention_probs_dropout_prob)
 
-    def forward(self, region, region_bias, text, text_bias, action, action_bias):
-        """region [B, V, Hv], text [B, T, H], action [B, A, Ha], biases [B, 1, 1, L]
-        -> contexts [B, V, Hb], [B, T, Hb], [B, A, Hb]."""
-        q1, k1, v1 = self.query1(region), self.key1(region), self.value1(region)
-        q2, k2, v2 = self.query2(text), self.key2(text), self.value2(text)
-        q3, k3, v3 = self.query3(action), self.key3(action), self.value3(action)
+    # No forward: ``ConnectionLayer`` chains the steps below, and retrieval computes the
+    # pair-independent ones once per caption or video.
 
-        ctx_av = self.action_region_attend(q3, k1, v1, region_bias)  # [B, A, Hb]
-        ctx_at = self.action_text_attend(q3, k2, v2, text_bias)  # [B, A, Hb]
-        text_len, region_len = text.shape[1], region.shape[1]
-        k2 = k2 + resize(self.key_av(ctx_av), text_len)
-        k1 = k1 + resize(self.key_at(ctx_at), region_len)
+    def project_region(self, region):
+        """region [B, V, Hv] -> (q1, k1, v1) [B, V, Hb] each."""
+        return self.query1(region), self.key1(region), self.value1(region)
+
+    def project_text(self, text):
+        """text [B, T, H] -> (q2, k2, v2) [B, T, Hb] each."""
+        return self.query2(text), self.key2(text), self.value2(text)
+
+    def project_action(self, action):
+        """action [B, A, Ha] -> (q3, k3, v3) [B, A, Hb] each."""
+        return self.query3(action), self.key3(action), self.value3(action)
+
+    def action_context(self, action_qkv, action_bias):
+        """ctx3: the actions attend over the actions only, [B, A, Hb]."""
+        return self.action_attend(*action_qkv, action_bias)
+
+    def region_to_text(self, action_query, region_qkv, region_bias):
+        """(key, value) additions of the text stream, from ctx_av: [B, A, Hb] each, not yet resized."""
+        _, k1, v1 = region_qkv
+        ctx_av = self.action_region_attend(action_query, k1, v1, region_bias)  # [B, A, Hb]
         text_value = self.value_av if self.use_value_av else self.value_at
-        v2 = v2 + resize(text_value(ctx_av), text_len)
-        v1 = v1 + resize(self.value_at(ctx_at), region_len)
+        return self.key_av(ctx_av), text_value(ctx_av)
 
-        ctx1 = self.region_attend(q1, k1, v1, region_bias)
-        ctx2 = self.text_attend(q2, k2, v2, text_bias)
-        ctx3 = self.action_attend(q3, k3, v3, action_bias)
-        return ctx1, ctx2, ctx3
+    def text_to_region(self, action_query, text_qkv, text_bias):
+        """(key, value) additions of the region stream, from ctx_at: [B, A, Hb] each, not yet resized."""
+        _, k2, v2 = text_qkv
+        ctx_at = self.action_text_attend(action_query, k2, v2, text_bias)  # [B, A, Hb]
+        return self.key_at(ctx_at), self.value_at(ctx_at)
+
+    def cross_contexts(self, region_qkv, region_bias, text_qkv, text_bias, to_text, to_region):
+        """ctx1 [B, V, Hb], ctx2 [B, T, Hb]: region and text attention with the action-conditioned
+        keys/values (the additions are resized from A to the stream's length)."""
+        q1, k1, v1 = region_qkv
+        q2, k2, v2 = text_qkv
+        text_len, region_len = k2.shape[1], k1.shape[1]
+        k2 = k2 + resize(to_text[0], text_len)
+        v2 = v2 + resize(to_text[1], text_len)
+        k1 = k1 + resize(to_region[0], region_len)
+        v1 = v1 + resize(to_region[1], region_len)
+        return self.region_attend(q1, k1, v1, region_bias), self.text_attend(q2, k2, v2, text_bias)
 
 
 class TangledOutput(nn.Layer):
-    """``ent_output``: per stream LayerNorm(dropout(dense(context)) + input)."""
+    """``ent_output``: per stream LayerNorm(dropout(dense(context)) + input) (no forward: one method per stream)."""
 
     def __init__(self, cfg: ActBertConfig):
         super().__init__()
@@ -422,13 +474,14 @@ class TangledOutput(nn.Layer):
         self.dropout2 = nn.Dropout(cfg.hidden_dropout_prob)
         self.dropout3 = nn.Dropout(cfg.hidden_dropout_prob)
 
-    def forward(self, contexts, inputs):
-        (c1, c2, c3), (x1, x2, x3) = contexts, inputs
-        return (
-            self.LayerNorm1(self.dropout1(self.dense1(c1)) + x1),
-            self.LayerNorm2(self.dropout2(self.dense2(c2)) + x2),
-            self.LayerNorm3(self.dropout3(self.dense3(c3)) + x3),
-        )
+    def region(self, context, region):
+        return self.LayerNorm1(self.dropout1(self.dense1(context)) + region)
+
+    def text(self, context, text):
+        return self.LayerNorm2(self.dropout2(self.dense2(context)) + text)
+
+    def action(self, context, action):
+        return self.LayerNorm3(self.dropout3(self.dense3(context)) + action)
 
 
 class ConnectionLayer(nn.Layer):
@@ -447,13 +500,38 @@ class ConnectionLayer(nn.Layer):
 
     def forward(self, text, region, action, biases):
         """Streams [B, L_s, C_s] and biases (text, region, action) -> updated (text, region, action)."""
-        text_bias, region_bias, action_bias = biases
-        contexts = self.ent_attention(region, region_bias, text, text_bias, action, action_bias)
-        region, text, action = self.ent_output(contexts, (region, text, action))
+        action, action_query = self.action_stream(action, biases[2])
+        text, region = self.pair_streams(text, region, action_query, biases[:2])
+        return text, region, action
+
+    def action_stream(self, action, action_bias):
+        """The action stream alone (it reads nothing from the other streams).
+
+        action [B, A, Ha] -> (updated action [B, A, Ha], its queries q3 [B, A, Hb], which the
+        region and text streams read)."""
+        attention = self.ent_attention
+        action_qkv = attention.project_action(action)
+        action = self.ent_output.action(attention.action_context(action_qkv, action_bias), action)
+        return self.a_output(self.a_intermediate(action), action), action_qkv[0]
+
+    def pair_streams(self, text, region, action_query, biases, text_qkv=None, region_qkv=None, to_text=None):
+        """Text and region streams of paired rows, given the action queries of the same rows.
+
+        text [P, T, H], region [P, V, Hv], action_query [P, A, Hb], biases (text, region) ->
+        (text, region). ``text_qkv``, ``region_qkv`` (projections of ``text`` / ``region``) and
+        ``to_text`` (``region_to_text`` of them) may be passed precomputed."""
+        text_bias, region_bias = biases
+        attention = self.ent_attention
+        text_qkv = attention.project_text(text) if text_qkv is None else text_qkv
+        region_qkv = attention.project_region(region) if region_qkv is None else region_qkv
+        if to_text is None:
+            to_text = attention.region_to_text(action_query, region_qkv, region_bias)
+        to_region = attention.text_to_region(action_query, text_qkv, text_bias)
+        ctx1, ctx2 = attention.cross_contexts(region_qkv, region_bias, text_qkv, text_bias, to_text, to_region)
+        region, text = self.ent_output.region(ctx1, region), self.ent_output.text(ctx2, text)
         region = self.v_output(self.v_intermediate(region), region)
         text = self.t_output(self.t_intermediate(text), text)
-        action = self.a_output(self.a_intermediate(action), action)
-        return text, region, action
+        return text, region
 
 
 # ----------------------------------------------------------------------------------------------
@@ -576,6 +654,37 @@ class Encoder(nn.Layer):
                 action = self.run(self.a_layer, action, biases[2], a_ids[j - 1], a_ids[j])
             text, region, action = connection(text, region, action, biases)
         return text, region, action
+
+    def action_only(self, action, bias):
+        """The whole action stream, from its prefix output: it never reads the other streams.
+
+        action [B, A, Ha], bias [B, 1, 1, A] -> (the action queries q3 of every connection layer,
+        list of [B, A, Hb]; the first token after the action's last layer, [B, Ha])."""
+        a_ids = self.cfg.a_ent_attention_id
+        queries = []
+        for j, connection in enumerate(self.c_layer):
+            if j > 0:
+                action = self.run(self.a_layer, action, bias, a_ids[j - 1], a_ids[j])
+            action, query = connection.action_stream(action, bias)
+            queries.append(query)
+        first = self.tail(self.a_layer, a_ids[-1], action, bias, Rows.first_tokens(action.shape[0]))
+        return queries, first
+
+    def tangle_pairs(self, text, region, action_queries, biases, first_connection):
+        """Text and region streams of P pairs from the first connection layer through the last.
+
+        text [P, T, H], region [P, V, Hv], action_queries (from ``action_only``, rows paired),
+        biases (text, region); ``first_connection``: the precomputed parts of connection 0
+        (``pair_streams`` keywords). -> (text [P, T, H], region [P, V, Hv])."""
+        t_ids, v_ids = self.cfg.t_ent_attention_id, self.cfg.v_ent_attention_id
+        for j, connection in enumerate(self.c_layer):
+            known = first_connection
+            if j > 0:
+                text = self.run(self.layer, text, biases[0], t_ids[j - 1], t_ids[j])
+                region = self.run(self.v_layer, region, biases[1], v_ids[j - 1], v_ids[j])
+                known = {}
+            text, region = connection.pair_streams(text, region, action_queries[j], biases, **known)
+        return text, region
 
     @staticmethod
     def tail(layers, start, hidden, bias, rows=None):
@@ -730,13 +839,8 @@ class BertForMultiModalPreTraining(nn.Layer):
                 f"input {name} must be [batch, length, {expected}] for this model, got shape {list(tensor.shape)}"
             )
 
-    def encode_text(self, text_ids, token_type_ids=None, text_mask=None, output_hidden_states=False):
-        """The text stream up to the first connection layer.
-
-        text_ids, token_type_ids, text_mask int64 [B, T] -> TextPrefix (hidden [B, T, H]).
-        With ``output_hidden_states`` the prefix also holds the embedding output and every
-        prefix layer's output (list of [B, T, H]).
-        """
+    def _text_prefix(self, text_ids, token_type_ids=None, text_mask=None, output_hidden_states=False):
+        """The text stream up to the first connection layer: TextPrefix without ``qkv``."""
         if text_ids.ndim != 2 or text_ids.shape[1] > self.config.max_position_embeddings:
             raise DataError(
                 f"input text_ids must be [batch, length <= {self.config.max_position_embeddings}], "
@@ -750,12 +854,24 @@ class BertForMultiModalPreTraining(nn.Layer):
         hidden = self.bert.encoder.text_prefix(hidden, mask_bias(mask), states)
         return TextPrefix(hidden, mask, states)
 
-    def encode_video(self, image_feat, image_loc, image_mask=None, action_feat=None, action_mask=None):
-        """Region and action streams up to the first connection layer.
+    def encode_text(self, text_ids, token_type_ids=None, text_mask=None, output_hidden_states=False):
+        """The text stream up to the first connection layer, with that layer's text projections.
 
-        image_feat [B, V, v_feature], image_loc [B, V, 5], image_mask [B, V],
-        action_feat [B, A, a_feature], action_mask [B, A] -> VideoInputs.
+        text_ids, token_type_ids, text_mask int64 [B, T] -> TextPrefix (hidden [B, T, H], qkv).
+        With ``output_hidden_states`` the prefix also holds the embedding output and every
+        prefix layer's output (list of [B, T, H]).
         """
+        prefix = self._text_prefix(text_ids, token_type_ids, text_mask, output_hidden_states)
+        return self._with_text_projections(prefix)
+
+    def _with_text_projections(self, prefix):
+        """TextPrefix -> the same with ``qkv`` (per caption: computed once, not once per pair)."""
+        projections = self.bert.encoder.c_layer[0].ent_attention.project_text(prefix.hidden)
+        return dataclasses.replace(prefix, qkv=projections)
+
+    def _video_prefix(self, image_feat, image_loc, image_mask=None, action_feat=None, action_mask=None):
+        """Region and action streams up to the first connection layer: VideoInputs without the
+        scoring fields."""
         cfg = self.config
         self._check_feature("image_feat", image_feat, cfg.v_feature_size)
         self._check_feature("image_loc", image_loc, 5)
@@ -768,6 +884,29 @@ class BertForMultiModalPreTraining(nn.Layer):
         region = encoder.region_prefix(self.bert.v_embeddings(image_feat, image_loc), mask_bias(region_mask))
         action = encoder.action_prefix(self.bert.a_embeddings(action_feat), mask_bias(action_mask))
         return VideoInputs(region, region_mask, action, action_mask)
+
+    def encode_video(self, image_feat, image_loc, image_mask=None, action_feat=None, action_mask=None):
+        """Everything of a video that matching computes without the caption.
+
+        image_feat [B, V, v_feature], image_loc [B, V, 5], image_mask [B, V],
+        action_feat [B, A, a_feature], action_mask [B, A] -> VideoInputs with its scoring fields
+        (the whole action stream and pooled action, the first connection's region projections
+        and additions to the text keys/values).
+        """
+        video = self._video_prefix(image_feat, image_loc, image_mask, action_feat, action_mask)
+        return self._with_video_scoring(video)
+
+    def _with_video_scoring(self, video):
+        """VideoInputs -> the same with the scoring fields (see VideoInputs)."""
+        encoder = self.bert.encoder
+        queries, action_first = encoder.action_only(video.action, mask_bias(video.action_mask))
+        attention = encoder.c_layer[0].ent_attention
+        region_qkv = attention.project_region(video.region)
+        to_text = attention.region_to_text(queries[0], region_qkv, mask_bias(video.region_mask))
+        return dataclasses.replace(
+            video, region_qkv=region_qkv, to_text=to_text, action_queries=tuple(queries),
+            pooled_action=self.bert.a_pooler(action_first),
+        )
 
     def _encode(self, text, video, rows=(None, None, None)):
         """Tangle and tails of paired prefixes -> final streams (or the selected rows of each)."""
@@ -792,8 +931,8 @@ class BertForMultiModalPreTraining(nn.Layer):
         Returns prediction_scores_t [B, T, vocab], prediction_scores_v [B, V, v_target],
         prediction_scores_a [B, A, a_target], seq_relationship_score [B, 2].
         """
-        text = self.encode_text(text_ids, token_type_ids, text_mask)
-        video = self.encode_video(image_feat, image_loc, image_mask, action_feat, action_mask)
+        text = self._text_prefix(text_ids, token_type_ids, text_mask)
+        video = self._video_prefix(image_feat, image_loc, image_mask, action_feat, action_mask)
         text_out, region_out, action_out = self._encode(text, video)
         seq_relationship = self._match_from_first_tokens(text_out[:, 0], region_out[:, 0], action_out[:, 0])
         return (
@@ -808,16 +947,30 @@ class BertForMultiModalPreTraining(nn.Layer):
     def match_logits(self, text_prefix, video, text_index=None, video_index=None):
         """Matching logits [P, 2] of the pairs (text_index[k], video_index[k]) (int64 [P]).
 
-        Without indices the prefixes are already paired row by row. Only the first token of each
-        stream is computed after the last connection layer; no vocabulary, region or action head.
+        Without indices the prefixes are already paired row by row. Only the per-pair work runs
+        here: the text and region streams from the first connection layer on (the first
+        connection's projections of each stream, its additions from ctx_av and the whole action
+        stream come from ``encode_text`` / ``encode_video``), and after the last connection only
+        the first token of each stream; no vocabulary, region or action head.
         """
+        if text_prefix.qkv is None:  # a prefix not made by encode_text
+            text_prefix = self._with_text_projections(text_prefix)
+        if video.action_queries is None:  # likewise for encode_video
+            video = self._with_video_scoring(video)
         if text_index is not None:
             text_prefix = text_prefix.index_select(text_index)
         if video_index is not None:
             video = video.index_select(video_index)
+        encoder, cfg = self.bert.encoder, self.config
+        biases = (mask_bias(text_prefix.mask), mask_bias(video.region_mask))
+        first_connection = {"text_qkv": text_prefix.qkv, "region_qkv": video.region_qkv, "to_text": video.to_text}
+        text, region = encoder.tangle_pairs(
+            text_prefix.hidden, video.region, video.action_queries, biases, first_connection
+        )
         rows = Rows.first_tokens(len(text_prefix))
-        firsts = self._encode(text_prefix, video, (rows, rows, rows))
-        return self._match_from_first_tokens(*firsts)
+        text0 = encoder.tail(encoder.layer, cfg.t_ent_attention_id[-1], text, biases[0], rows)
+        region0 = encoder.tail(encoder.v_layer, cfg.v_ent_attention_id[-1], region, biases[1], rows)
+        return self.cls.match(self.bert.t_pooler(text0), self.bert.v_pooler(region0), video.pooled_action)
 
     def pretrain_scores(
         self, text_ids, action_feat, image_feat, image_loc, token_type_ids=None, text_mask=None,
@@ -829,8 +982,8 @@ class BertForMultiModalPreTraining(nn.Layer):
         region; region 0, the global one, has no label), action_label [B, A] (-1 = none).
         Returns PretrainScores; the loss computed from it equals the loss of ``forward``'s outputs.
         """
-        text = self.encode_text(text_ids, token_type_ids, text_mask)
-        video = self.encode_video(image_feat, image_loc, image_mask, action_feat, action_mask)
+        text = self._text_prefix(text_ids, token_type_ids, text_mask)
+        video = self._video_prefix(image_feat, image_loc, image_mask, action_feat, action_mask)
         batch = text_ids.shape[0]
         first = Rows.first_tokens(batch)
         text_rows, text_flat = _selected_rows(text_labels != -1)
