@@ -4,11 +4,13 @@ The reference runs the whole network (all streams, all heads) once per (caption,
 video) pair. The score of a pair only needs the matching logits, and most of the
 work does not depend on the pair:
 
-- the text stream up to the first connection layer depends on the caption only
-  (``backbone.encode_text``: once per caption instead of once per pair);
-- the region and action embeddings depend on the video only
-  (``backbone.encode_video``: once per video);
-- what is left (connection layers, the remaining layers of each stream, poolers,
+- the text stream up to the first connection layer, and that layer's text
+  projections, depend on the caption only (``backbone.encode_text``: once per caption);
+- the region stream up to the first connection layer and its projections there, and
+  the whole action stream (it reads neither text nor regions) with its pooled output,
+  depend on the video only (``backbone.encode_video``: once per video);
+- what is left (the text-region exchange of the connection layers, the remaining text
+  and region layers on the first token only after the last connection, poolers,
   ``cls.seq_relationship``) runs on many pairs per pass (``backbone.match_logits``).
 
 The score is the matching logit difference ``logit[match] - logit[no match]``: it
