@@ -51,14 +51,10 @@ ACTIONS = [  # (3rd person, -ing form)
 OBJECTS = ["tomato", "onion", "knife", "board", "bowl", "pan", "cup", "bottle", "ball", "box", "paper", "shirt",
            "egg", "bread", "brush", "door"]
 BACKGROUND = ["person", "hand", "table", "wall"]  # in every scene, never discriminative
-TEMPLATES = [
-    "a person {verb} a {a} with a {b}",
-    "someone is {ing} the {a} next to the {b}",
-    "{ing} a {a} and a {b}",
-    "a man {verb} the {a} near a {b}",
-    "a woman is {ing} a {a} over the {b}",
-    "the {a} and the {b} while someone is {ing}",
-]
+# One sentence pattern: with several (verb forms, word orders) the tiny model needs many
+# more steps before the caption-clip matching task starts to learn.
+# A clip's two captions name its objects in both orders.
+TEMPLATES = ["a person {verb} a {a} with a {b}", "a person {verb} a {b} with a {a}"]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 MAX_ACTIONS = 5
 IMAGE_H, IMAGE_W = 360.0, 640.0
@@ -69,8 +65,8 @@ def demo_vocab():
     words = set()
     for template in TEMPLATES:
         words.update(w for w in template.split() if not w.startswith("{"))
-    for verb, ing in ACTIONS:
-        words.update((verb, ing))
+    for verb, ing in ACTIONS:  # only the verb forms some template uses
+        words.update(form for form, slot in ((verb, "{verb}"), (ing, "{ing}")) if any(slot in t for t in TEMPLATES))
     words.update(OBJECTS)
     return SPECIAL + sorted(words)
 
@@ -78,31 +74,38 @@ def demo_vocab():
 class World:
     """Class prototypes and the sampling of clips; all randomness from one Generator."""
 
-    def __init__(self, rng, feature_dim, noise):
-        self.rng, self.noise = rng, noise
+    def __init__(self, rng, feature_dim, noise, background=(0, 2)):
+        self.rng, self.noise, self.background = rng, noise, background
         self.classes = OBJECTS + BACKGROUND  # region class ids: objects first
         # Unit-scale random prototypes: in 64+ dimensions they are nearly orthogonal.
         self.region_proto = rng.normal(size=(len(self.classes), feature_dim)).astype(np.float32)
         self.action_proto = rng.normal(size=(len(ACTIONS), feature_dim)).astype(np.float32)
 
-    def combos(self, count, exclude=()):
-        """``count`` distinct (action, object a, object b) triples not in ``exclude``."""
-        all_combos = [(act, a, b) for act in range(len(ACTIONS)) for a in range(len(OBJECTS))
-                      for b in range(len(OBJECTS)) if a != b and (act, a, b) not in exclude]
-        if count > len(all_combos):
-            raise SystemExit(f"error: asked for {count} distinct test combinations, only {len(all_combos)} exist")
-        picks = self.rng.choice(len(all_combos), size=count, replace=False)
-        return [all_combos[i] for i in picks]
+    def combos(self, count):
+        """``count`` distinct (action, object a, object b) triples with a < b (captions name
+        the objects in both orders, so (act, a, b) and (act, b, a) are the same content)."""
+        free = [(act, a, b) for act in range(len(ACTIONS)) for a in range(len(OBJECTS))
+                for b in range(a + 1, len(OBJECTS))]
+        if count > len(free) // 2:  # leave at least half of the combinations for training
+            raise SystemExit(f"error: at most {len(free) // 2} test videos (distinct action/object combinations)")
+        picks = self.rng.choice(len(free), size=count, replace=False)
+        return [free[i] for i in picks]
 
-    def random_combo(self):
-        a, b = self.rng.choice(len(OBJECTS), size=2, replace=False)
-        return int(self.rng.integers(len(ACTIONS))), int(a), int(b)
+    def random_combo(self, reserved=()):
+        """A random (action, object a, object b), its unordered content not in ``reserved``."""
+        while True:
+            a, b = (int(x) for x in self.rng.choice(len(OBJECTS), size=2, replace=False))
+            act = int(self.rng.integers(len(ACTIONS)))
+            if (act, min(a, b), max(a, b)) not in reserved:
+                return act, a, b
 
-    def caption(self, combo):
+    def captions(self, combo, count):
+        """``count`` captions of a clip, from different templates while they last."""
         act, a, b = combo
-        template = TEMPLATES[self.rng.integers(len(TEMPLATES))]
         verb, ing = ACTIONS[act]
-        return template.format(verb=verb, ing=ing, a=OBJECTS[a], b=OBJECTS[b])
+        order = self.rng.permutation(len(TEMPLATES))
+        return [TEMPLATES[order[i % len(order)]].format(verb=verb, ing=ing, a=OBJECTS[a], b=OBJECTS[b])
+                for i in range(count)]
 
     def boxes(self, n):
         """``n`` random boxes inside the image: float32 [n, 4] (x1, y1, x2, y2 pixels)."""
@@ -113,11 +116,13 @@ class World:
     def regions(self, combo):
         """Box classes (int [n]), features [n, D], targets [n, C] of one clip.
 
-        The two named objects fill 1-3 boxes each, background things 2-6; order shuffled.
+        The two named objects fill 1-3 boxes each, background things 0-2 (more of them
+        dilute the global region, the mean of all boxes); order shuffled.
         """
         _, a, b = combo
         labels = [a] * int(self.rng.integers(1, 4)) + [b] * int(self.rng.integers(1, 4))
-        labels += list(len(OBJECTS) + self.rng.integers(len(BACKGROUND), size=int(self.rng.integers(2, 7))))
+        n_background = int(self.rng.integers(self.background[0], self.background[1] + 1))
+        labels += list(len(OBJECTS) + self.rng.integers(len(BACKGROUND), size=n_background))
         labels = np.array(labels)[self.rng.permutation(len(labels))]
         feats = self.region_proto[labels] + self.noise * self.rng.normal(size=(len(labels), self.region_proto.shape[1]))
         # A detector's soft output: 0.6-0.9 on the true class, the rest on two others.
@@ -140,26 +145,24 @@ def npy_item(world, combo, image_id, captions_per_clip):
     """One clip in PaddleVideo's 11-field layout."""
     _, feats, target = world.regions(combo)
     action_feat, action_target = world.actions(combo)
-    captions = "!".join(world.caption(combo) for _ in range(captions_per_clip))
+    captions = "!".join(world.captions(combo, captions_per_clip))
     return [feats, target, world.boxes(len(feats)), len(feats), IMAGE_H, IMAGE_W, image_id, captions,
             action_feat, action_target, MAX_ACTIONS]
 
 
-def write_split(world, out, name, count, captions_per_clip):
-    """``actbert_{name}_data.npy`` and ``caption_{name}.json``; returns the combos used."""
-    combos = [world.random_combo() for _ in range(count)]
+def write_split(world, out, name, count, captions_per_clip, reserved):
+    """``actbert_{name}_data.npy`` and ``caption_{name}.json``, avoiding ``reserved`` combos."""
+    combos = [world.random_combo(reserved) for _ in range(count)]
     items = np.empty(count, dtype=object)  # filled one by one: np.array would try to broadcast
     for i, combo in enumerate(combos):
         items[i] = npy_item(world, combo, f"demo_{name}_{i:05d}", captions_per_clip)
     np.save(os.path.join(out, f"actbert_{name}_data.npy"), items, allow_pickle=True)
     with open(os.path.join(out, f"caption_{name}.json"), "w", encoding="utf-8") as f:
         json.dump([item[7] for item in items], f, indent=0)
-    return combos
 
 
-def write_test(world, out, count, exclude):
-    """MSR-VTT-style test set: pickled-dict LMDB + JSFusion CSV, one query per video."""
-    combos = world.combos(count, exclude)
+def write_test(world, out, combos):
+    """MSR-VTT-style test set of one video per combo: pickled-dict LMDB + JSFusion CSV, one query each."""
     records, rows = {}, []
     for i, combo in enumerate(combos):
         vid = f"video{i}"
@@ -170,7 +173,7 @@ def write_test(world, out, count, exclude):
         if i % 2:  # the released file stores some arrays flattened
             rec = {k: (v.reshape(-1) if isinstance(v, np.ndarray) else v) for k, v in rec.items()}
         records[vid] = pickle.dumps(rec, protocol=4)
-        rows.append(f"ret{i},msr{i},{vid},{world.caption(combo)}")
+        rows.append(f"ret{i},msr{i},{vid},{world.captions(combo, 1)[0]}")
     path = os.path.join(out, "msrvtt_test.lmdb")
     shutil.rmtree(path, ignore_errors=True)
     env = lmdb.open(path, map_size=max(1 << 22, 4 * sum(map(len, records.values()))))
@@ -182,18 +185,20 @@ def write_test(world, out, count, exclude):
         f.write("key,vid_key,video_id,sentence\n" + "\n".join(rows) + "\n")
 
 
-def make_demo_data(out="data/demo", seed=0, num_train=2000, num_val=200, num_test=100, feature_dim=64,
-                   noise=0.5, captions_per_clip=2):
+def make_demo_data(out="data/demo", seed=0, num_train=4000, num_val=200, num_test=100, feature_dim=64,
+                   noise=0.2, captions_per_clip=2):
     """Write the demo corpus to ``out``; returns the info dict also saved as demo_info.json."""
     os.makedirs(out, exist_ok=True)
     world = World(np.random.default_rng(seed), feature_dim, noise)
     vocab = demo_vocab()
     with open(os.path.join(out, "vocab.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(vocab) + "\n")
-    train = write_split(world, out, "train", num_train, captions_per_clip)
-    write_split(world, out, "val", num_val, captions_per_clip)
-    # Test combinations are new: zero-shot retrieval cannot lean on memorised clips.
-    write_test(world, out, num_test, exclude=set(train))
+    # Test combinations are reserved first and never trained on: zero-shot retrieval
+    # cannot lean on memorised clips.
+    test = world.combos(num_test)
+    write_split(world, out, "train", num_train, captions_per_clip, reserved=set(test))
+    write_split(world, out, "val", num_val, captions_per_clip, reserved=set(test))
+    write_test(world, out, test)
     info = {
         "seed": seed, "num_train": num_train, "num_val": num_val, "num_test": num_test,
         "vocab_size": len(vocab), "v_feature_size": feature_dim, "a_feature_size": feature_dim,
@@ -209,12 +214,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="data/demo", help="output directory (default data/demo)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files")
-    parser.add_argument("--num-train", type=int, default=2000, help="pretraining clips")
+    parser.add_argument("--num-train", type=int, default=4000, help="pretraining clips")
     parser.add_argument("--num-val", type=int, default=200, help="validation clips")
     parser.add_argument("--num-test", type=int, default=100, help="MSR-VTT-style test videos (one query each)")
     parser.add_argument("--feature-dim", type=int, default=64,
                         help="region and action feature size (real data: 2048; the demo configs expect 64)")
-    parser.add_argument("--noise", type=float, default=0.5, help="feature noise std (prototypes have std 1)")
+    parser.add_argument("--noise", type=float, default=0.2, help="feature noise std (prototypes have std 1)")
     args = parser.parse_args(argv)
     for name in ("num_train", "num_val", "num_test", "feature_dim"):
         if getattr(args, name) < 1:
