@@ -7,26 +7,14 @@
 # Then convert the .npy into the project's LMDB store (see data/README.md):
 #   python tools/howto100m_to_lmdb.py --help
 set -euo pipefail
+# shellcheck source=../fetch.sh
+source "$(cd "$(dirname "$0")" && pwd)/../fetch.sh"
 
 BASE=https://videotag.bj.bcebos.com/Data/ActBERT
 VOCAB_URL=https://paddle-hapi.bj.bcebos.com/models/bert/bert-base-uncased-vocab.txt
 TARGET=${1:-"$(cd "$(dirname "$0")" && pwd)"}
 mkdir -p "$TARGET"
 cd "$TARGET"
-
-fetch() {  # fetch URL FILE: resumable, skipped when FILE is complete
-    local url=$1 file=$2
-    if [ -s "$file" ] && [ ! -e "$file.part" ]; then
-        echo "have $file"; return
-    fi
-    echo "downloading $url"
-    if command -v wget >/dev/null; then
-        wget -c -O "$file.part" "$url"
-    else
-        curl -fL -C - -o "$file.part" "$url"
-    fi
-    mv "$file.part" "$file"
-}
 
 fetch "$BASE/actbert_train_data.npy" actbert_train_data.npy
 fetch "$BASE/caption_train.json" caption_train.json

@@ -7,26 +7,14 @@
 # bert-base-uncased's vocab.txt. Evaluate with configs/multimodal/actbert/actbert_msrvtt.yaml
 # and the published ActBERT.pdparams (see data/README.md).
 set -euo pipefail
+# shellcheck source=../fetch.sh
+source "$(cd "$(dirname "$0")" && pwd)/../fetch.sh"
 
 BASE=https://videotag.bj.bcebos.com/Data/ActBERT
 VOCAB_URL=https://paddle-hapi.bj.bcebos.com/models/bert/bert-base-uncased-vocab.txt
 TARGET=${1:-"$(cd "$(dirname "$0")" && pwd)"}
 mkdir -p "$TARGET"
 cd "$TARGET"
-
-fetch() {  # fetch URL FILE: resumable, skipped when FILE is complete
-    local url=$1 file=$2
-    if [ -s "$file" ] && [ ! -e "$file.part" ]; then
-        echo "have $file"; return
-    fi
-    echo "downloading $url"
-    if command -v wget >/dev/null; then
-        wget -c -O "$file.part" "$url"
-    else
-        curl -fL -C - -o "$file.part" "$url"
-    fi
-    mv "$file.part" "$file"
-}
 
 fetch "$BASE/MSRVTT_JSFUSION_test.csv" MSRVTT_JSFUSION_test.csv
 fetch "$BASE/msrvtt_test.lmdb.tar" msrvtt_test.lmdb.tar
