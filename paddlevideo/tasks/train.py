@@ -31,7 +31,7 @@ from ..solver.lr import steps_every_iter
 from ..utils import amp as amp_utils
 from ..utils import checkpoint as ckpt
 from ..utils.errors import ActBertError, ConfigError, WeightsError
-from ..utils.logger import get_logger, setup_logger
+from ..utils.logger import get_logger, get_rank, setup_logger
 from ..utils.plot import plot_losses
 
 
@@ -139,10 +139,6 @@ def preflight(cfg, run, weights=None, resume=None, validate=False):
     if get_rank() == 0:
         ckpt.check_writable(run.output_dir)
     return state
-
-
-def get_rank():
-    return int(os.environ.get("PADDLE_TRAINER_ID", 0))
 
 
 def select_device(requested):
