@@ -175,6 +175,10 @@ class Tokenize:
     def __init__(self, vocab_file=None, bert_model=None):
         self.vocab_file = vocab_file
         self.bert_model = bert_model
+        self._cached = (None, None)  # (vocab path, tokenizer): spares a stat of the file per sample
+
+    def __getstate__(self):  # a DataLoader worker loads its own tokenizer
+        return {**self.__dict__, "_cached": (None, None)}
 
     def resolve_vocab(self, dataset_vocab_file, where="DATASET.train"):
         """The vocabulary path to use; ConfigError when none or two different are given."""
@@ -189,7 +193,10 @@ class Tokenize:
         return vocab_file
 
     def __call__(self, results):
-        tokenizer = load_tokenizer(self.resolve_vocab(results.get("vocab_file")))
+        vocab_file = self.resolve_vocab(results.get("vocab_file"))
+        if self._cached[0] != vocab_file:
+            self._cached = (vocab_file, load_tokenizer(vocab_file))
+        tokenizer = self._cached[1]
         results["caption_ids"] = tokenizer.encode(results["caption"])
         results["tokenizer"] = tokenizer
         return results
