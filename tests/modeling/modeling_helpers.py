@@ -23,9 +23,17 @@ def tensors(arrays):
     return {k: paddle.to_tensor(v) for k, v in arrays.items()}
 
 
-def build(config, seed=0, eval_mode=True):
+def build(config, seed=0, eval_mode=True, scale=1.0):
+    """A backbone with the reference initialisation; ``scale`` multiplies every weight matrix
+    outside the embeddings. At the reference's std 0.02 a tiny model's cross-stream terms are
+    ~1e-7 of its outputs, so tests that must see them (the action contexts) use scale 10."""
     paddle.seed(seed)
     model = BertForMultiModalPreTraining(**config)
+    if scale != 1.0:
+        with paddle.no_grad():
+            for name, param in model.named_parameters():
+                if param.ndim == 2 and "embeddings" not in name:
+                    param.set_value(param * scale)
     if eval_mode:
         model.eval()
     return model

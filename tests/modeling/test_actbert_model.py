@@ -162,12 +162,14 @@ VARIANTS = {
 def variant(request):
     config = {**TINY, **VARIANTS[request.param]}
     batch = tensors(random_batch(config))
-    return build(config, seed=7), batch
+    return build(config, seed=7, scale=10.0), batch
 
 
 def test_match_logits_equal_full_forward_for_every_pair(variant):
-    model, batch = variant
-    texts, videos = [0, 0, 1, 2, 2, 1], [0, 2, 1, 0, 1, 2]
+    assert_match_logits_equal_full(*variant, texts=[0, 0, 1, 2, 2, 1], videos=[0, 2, 1, 0, 1, 2])
+
+
+def assert_match_logits_equal_full(model, batch, texts, videos):
     with paddle.no_grad():
         text = model.encode_text(batch["text_ids"], batch["token_type_ids"], batch["text_mask"])
         video = model.encode_video(
@@ -182,7 +184,64 @@ def test_match_logits_equal_full_forward_for_every_pair(variant):
 
 
 def test_training_path_equals_full_computation(variant):
-    model, batch = variant
+    assert_training_path_equals_full(*variant)
+
+
+def with_trailing_padding(arrays, text=3, regions=2):
+    """The batch with its last ``text`` tokens and ``regions`` regions padding in every row, unlabelled."""
+    arrays = {k: v.copy() for k, v in arrays.items()}
+    arrays["text_mask"][:, -text:] = 0
+    arrays["text_ids"][:, -text:] = 0
+    arrays["text_labels"][:, -text:] = -1
+    arrays["image_mask"][:, -regions:] = 0
+    arrays["image_label"][:, -regions:] = -1
+    return arrays
+
+
+def first_layer_lengths(model):
+    """Record the sequence length each stream's first layer is run with (text, region)."""
+    seen = {"text": [], "region": []}
+    encoder = model.bert.encoder
+    for name, layer in (("text", encoder.layer[0]), ("region", encoder.c_layer[0].v_intermediate)):
+        layer.register_forward_pre_hook(lambda _, inputs, name=name: seen[name].append(inputs[0].shape[1]))
+    return seen
+
+
+@pytest.mark.parametrize("name", ["default-schedule", "connections-at-1-3", "three-connections-few-action-layers"])
+def test_trailing_padding_is_not_computed_and_changes_nothing(name):
+    # The last 3 tokens and 2 regions are padding everywhere: the training and retrieval paths
+    # run on 7 tokens and 5 regions and still equal the full computation over 10 and 7, whose
+    # action contexts are resized to the nominal lengths.
+    config = {**TINY, **VARIANTS[name]}
+    model = build(config, seed=7, scale=10.0)
+    batch = tensors(with_trailing_padding(random_batch(config)))
+    seen = first_layer_lengths(model)
+    assert_training_path_equals_full(model, batch)
+    assert seen["text"][0] == 10 and seen["text"][-1] == 7  # full forward first, then the cut batch
+    assert seen["region"][0] == 7 and seen["region"][-1] == 5
+    assert_match_logits_equal_full(model, batch, texts=[0, 1, 2, 2], videos=[2, 1, 0, 1])
+    assert seen["region"][-1] == 7  # the full forward of the pairs; the pair stage ran on 5:
+    assert 5 in seen["region"][2:]
+    model.trim_padding = False  # the switch the benchmark uses to measure the paths without cutting
+    assert_training_path_equals_full(model, batch)
+    assert seen["text"][-1] == 10 and seen["region"][-1] == 7
+
+
+def test_labelled_padding_and_rows_without_real_tokens_are_kept():
+    arrays = with_trailing_padding(random_batch(TINY))
+    arrays["text_labels"][0, -2] = 4  # a label on a padded position: its row must be computed
+    model = build(TINY, seed=7, scale=10.0)
+    seen = first_layer_lengths(model)
+    assert_training_path_equals_full(model, tensors(arrays))
+    assert seen["text"][-1] == 9
+    # A caption that is padding throughout attends uniformly over all its keys, as the
+    # reference does: nothing is cut then.
+    arrays["text_mask"][1] = 0
+    assert_training_path_equals_full(model, tensors(arrays))
+    assert seen["text"][-1] == 10
+
+
+def assert_training_path_equals_full(model, batch):
     with paddle.no_grad():
         full = model(**inputs_of(batch))
         scores = model.pretrain_scores(

@@ -15,7 +15,7 @@ TEXT_KEYS = ("text_ids", "token_type_ids", "text_mask")
 def model_and_batch():
     config = {**TINY, "t_ent_attention_id": [1, 2, 4], "v_ent_attention_id": [1, 1, 2],
               "a_ent_attention_id": [1, 2, 3]}
-    return build(config, seed=11), tensors(random_batch(config, batch=4, seed=3))
+    return build(config, seed=11, scale=10.0), tensors(random_batch(config, batch=4, seed=3))
 
 
 def _encode(model, batch):

@@ -15,7 +15,8 @@ stream before the first connection and that layer's text projections; once per v
 stream before the first connection, that layer's region projections and ctx_av terms, and the
 whole action stream with its pooled output (the action stream never reads the text or regions);
 per pair only the text and region streams from the first connection on, and after the last
-connection only their first tokens.
+connection only their first tokens. Both cheaper paths also drop the trailing text and region
+positions that are padding in every row of the batch (exactly: see ``kept_length``).
 """
 
 from __future__ import annotations
@@ -192,6 +193,19 @@ class TextPrefix:
     def __len__(self):
         return self.hidden.shape[0]
 
+    def leading(self, length):
+        """The first ``length`` positions of every caption (without ``hidden_states``)."""
+        return TextPrefix(self.hidden[:, :length], self.mask[:, :length], qkv=_leading(self.qkv, length))
+
+
+def _leading(value, length):
+    """Positions [0, length) of a tensor [B, L, ...] or of each tensor of a tuple; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)):
+        return tuple(v[:, :length] for v in value)
+    return value[:, :length]
+
 
 @dataclass
 class VideoInputs:
@@ -220,6 +234,13 @@ class VideoInputs:
     def index_select(self, index):
         """The videos of rows ``index`` (int64 [P])."""
         return VideoInputs(*(_select_rows(getattr(self, f.name), index) for f in dataclasses.fields(self)))
+
+    def leading_regions(self, length):
+        """The same videos with only their first ``length`` regions (the action fields unchanged)."""
+        return dataclasses.replace(
+            self, region=self.region[:, :length], region_mask=self.region_mask[:, :length],
+            region_qkv=_leading(self.region_qkv, length),
+        )
 
     def __len__(self):
         return self.region.shape[0]
@@ -387,9 +408,51 @@ def resize_index(source_len, target_len):
     return index.reshape([target_len]).astype("int64")
 
 
-def resize(x, length):
-    """Nearest-neighbour resize along the sequence: [B, L_in, C] -> [B, length, C]."""
-    return paddle.index_select(x, resize_index(x.shape[1], length), axis=1)
+def resize(x, length, positions=None):
+    """Nearest-neighbour resize along the sequence: [B, L_in, C] -> [B, length, C].
+
+    ``positions`` (int64 [length]): the source index of each output position, when the output
+    is the kept prefix of a longer nominal length (see ``TrimPlan``)."""
+    return paddle.index_select(x, resize_index(x.shape[1], length) if positions is None else positions, axis=1)
+
+
+def kept_length(mask, *needed):
+    """How many leading positions of a stream a computation must keep, or its full length.
+
+    mask [B, L] (non-zero = real position), needed: bool maps [B, L] of positions a head reads.
+    Trailing positions that are padding in every row and read by no head change nothing: they
+    are keys with weight exactly 0 (exp(-10000) underflows) and their own outputs are not used.
+    A row without any real position attends uniformly over all its (padding) keys, as in the
+    reference, so then the stream keeps its full length.
+    """
+    real = mask != 0
+    length = mask.shape[1]
+    if not bool(real.any(axis=1).all()):
+        return length
+    used = real
+    for extra in needed:
+        used = paddle.logical_or(used, extra)
+    last = paddle.nonzero(used.any(axis=0))
+    return int(last.max()) + 1 if last.shape[0] else length
+
+
+@dataclass
+class TrimPlan:
+    """Kept lengths of the text and region streams, and where their resized action contexts
+    come from: the nearest-neighbour resize from the A actions to the *nominal* (input) length,
+    cut to the kept length, so that every kept position receives what it receives untrimmed."""
+
+    text_len: int
+    region_len: int
+    text_positions: paddle.Tensor
+    region_positions: paddle.Tensor
+
+    @staticmethod
+    def make(action_len, text_len, text_keep, region_len, region_keep):
+        return TrimPlan(
+            text_keep, region_keep,
+            resize_index(action_len, text_len)[:text_keep], resize_index(action_len, region_len)[:region_keep],
+        )
 
 
 class TangledAttention(nn.Layer):
@@ -444,16 +507,18 @@ class TangledAttention(nn.Layer):
         ctx_at = self.action_text_attend(action_query, k2, v2, text_bias)  # [B, A, Hb]
         return self.key_at(ctx_at), self.value_at(ctx_at)
 
-    def cross_contexts(self, region_qkv, region_bias, text_qkv, text_bias, to_text, to_region):
+    def cross_contexts(self, region_qkv, region_bias, text_qkv, text_bias, to_text, to_region, trim=None):
         """ctx1 [B, V, Hb], ctx2 [B, T, Hb]: region and text attention with the action-conditioned
-        keys/values (the additions are resized from A to the stream's length)."""
+        keys/values (the additions are resized from A to the stream's length, or as ``trim``
+        (a TrimPlan) says for streams cut to their kept positions)."""
         q1, k1, v1 = region_qkv
         q2, k2, v2 = text_qkv
         text_len, region_len = k2.shape[1], k1.shape[1]
-        k2 = k2 + resize(to_text[0], text_len)
-        v2 = v2 + resize(to_text[1], text_len)
-        k1 = k1 + resize(to_region[0], region_len)
-        v1 = v1 + resize(to_region[1], region_len)
+        text_at, region_at = (None, None) if trim is None else (trim.text_positions, trim.region_positions)
+        k2 = k2 + resize(to_text[0], text_len, text_at)
+        v2 = v2 + resize(to_text[1], text_len, text_at)
+        k1 = k1 + resize(to_region[0], region_len, region_at)
+        v1 = v1 + resize(to_region[1], region_len, region_at)
         return self.region_attend(q1, k1, v1, region_bias), self.text_attend(q2, k2, v2, text_bias)
 
 
@@ -498,10 +563,12 @@ class ConnectionLayer(nn.Layer):
         self.a_intermediate = Intermediate(cfg.a_hidden_size, cfg.a_intermediate_size, cfg.a_hidden_act)
         self.a_output = ResidualNorm(cfg.a_intermediate_size, cfg.a_hidden_size, cfg.a_hidden_dropout_prob)
 
-    def forward(self, text, region, action, biases):
-        """Streams [B, L_s, C_s] and biases (text, region, action) -> updated (text, region, action)."""
+    def forward(self, text, region, action, biases, trim=None):
+        """Streams [B, L_s, C_s] and biases (text, region, action) -> updated (text, region, action).
+
+        ``trim``: a TrimPlan when the text and region streams are cut to their kept positions."""
         action, action_query = self.action_stream(action, biases[2])
-        text, region = self.pair_streams(text, region, action_query, biases[:2])
+        text, region = self.pair_streams(text, region, action_query, biases[:2], trim=trim)
         return text, region, action
 
     def action_stream(self, action, action_bias):
@@ -514,7 +581,8 @@ class ConnectionLayer(nn.Layer):
         action = self.ent_output.action(attention.action_context(action_qkv, action_bias), action)
         return self.a_output(self.a_intermediate(action), action), action_qkv[0]
 
-    def pair_streams(self, text, region, action_query, biases, text_qkv=None, region_qkv=None, to_text=None):
+    def pair_streams(self, text, region, action_query, biases, text_qkv=None, region_qkv=None, to_text=None,
+                     trim=None):
         """Text and region streams of paired rows, given the action queries of the same rows.
 
         text [P, T, H], region [P, V, Hv], action_query [P, A, Hb], biases (text, region) ->
@@ -527,7 +595,9 @@ class ConnectionLayer(nn.Layer):
         if to_text is None:
             to_text = attention.region_to_text(action_query, region_qkv, region_bias)
         to_region = attention.text_to_region(action_query, text_qkv, text_bias)
-        ctx1, ctx2 = attention.cross_contexts(region_qkv, region_bias, text_qkv, text_bias, to_text, to_region)
+        ctx1, ctx2 = attention.cross_contexts(
+            region_qkv, region_bias, text_qkv, text_bias, to_text, to_region, trim
+        )
         region, text = self.ent_output.region(ctx1, region), self.ent_output.text(ctx2, text)
         region = self.v_output(self.v_intermediate(region), region)
         text = self.t_output(self.t_intermediate(text), text)
@@ -643,7 +713,7 @@ class Encoder(nn.Layer):
     def action_prefix(self, action, bias):
         return self.run(self.a_layer, action, bias, 0, self.cfg.a_ent_attention_id[0])
 
-    def tangle(self, text, region, action, biases):
+    def tangle(self, text, region, action, biases, trim=None):
         """From the first connection layer through the last: streams in, streams out."""
         cfg = self.cfg
         t_ids, v_ids, a_ids = cfg.t_ent_attention_id, cfg.v_ent_attention_id, cfg.a_ent_attention_id
@@ -652,7 +722,7 @@ class Encoder(nn.Layer):
                 text = self.run(self.layer, text, biases[0], t_ids[j - 1], t_ids[j])
                 region = self.run(self.v_layer, region, biases[1], v_ids[j - 1], v_ids[j])
                 action = self.run(self.a_layer, action, biases[2], a_ids[j - 1], a_ids[j])
-            text, region, action = connection(text, region, action, biases)
+            text, region, action = connection(text, region, action, biases, trim)
         return text, region, action
 
     def action_only(self, action, bias):
@@ -670,7 +740,7 @@ class Encoder(nn.Layer):
         first = self.tail(self.a_layer, a_ids[-1], action, bias, Rows.first_tokens(action.shape[0]))
         return queries, first
 
-    def tangle_pairs(self, text, region, action_queries, biases, first_connection):
+    def tangle_pairs(self, text, region, action_queries, biases, first_connection, trim=None):
         """Text and region streams of P pairs from the first connection layer through the last.
 
         text [P, T, H], region [P, V, Hv], action_queries (from ``action_only``, rows paired),
@@ -683,7 +753,7 @@ class Encoder(nn.Layer):
                 text = self.run(self.layer, text, biases[0], t_ids[j - 1], t_ids[j])
                 region = self.run(self.v_layer, region, biases[1], v_ids[j - 1], v_ids[j])
                 known = {}
-            text, region = connection.pair_streams(text, region, action_queries[j], biases, **known)
+            text, region = connection.pair_streams(text, region, action_queries[j], biases, **known, trim=trim)
         return text, region
 
     @staticmethod
@@ -825,6 +895,9 @@ class BertForMultiModalPreTraining(nn.Layer):
             raise ConfigError(f"unknown key 'MODEL.backbone.{unknown[0]}' for BertForMultiModalPreTraining")
         self.config = ActBertConfig(**kwargs)
         self.pretrained = pretrained
+        # The cheaper paths drop trailing all-padding positions (exact; see kept_length). Only
+        # benchmarks and tests turn this off, to measure or check the paths without it.
+        self.trim_padding = True
         self.bert = BertModel(self.config)
         self.cls = PreTrainingHeads(self.config, self.bert.embeddings.word_embeddings.weight)
         self.apply(_init_weights)
@@ -908,11 +981,11 @@ class BertForMultiModalPreTraining(nn.Layer):
             pooled_action=self.bert.a_pooler(action_first),
         )
 
-    def _encode(self, text, video, rows=(None, None, None)):
+    def _encode(self, text, video, rows=(None, None, None), trim=None):
         """Tangle and tails of paired prefixes -> final streams (or the selected rows of each)."""
         biases = (mask_bias(text.mask), mask_bias(video.region_mask), mask_bias(video.action_mask))
         encoder = self.bert.encoder
-        streams = encoder.tangle(text.hidden, video.region, video.action, biases)
+        streams = encoder.tangle(text.hidden, video.region, video.action, biases, trim)
         return encoder.tails(*streams, biases, rows)
 
     def _match_from_first_tokens(self, text0, region0, action0):
@@ -961,16 +1034,56 @@ class BertForMultiModalPreTraining(nn.Layer):
             text_prefix = text_prefix.index_select(text_index)
         if video_index is not None:
             video = video.index_select(video_index)
+        text_prefix, video, trim = self._trim_pairs(text_prefix, video)
         encoder, cfg = self.bert.encoder, self.config
         biases = (mask_bias(text_prefix.mask), mask_bias(video.region_mask))
         first_connection = {"text_qkv": text_prefix.qkv, "region_qkv": video.region_qkv, "to_text": video.to_text}
         text, region = encoder.tangle_pairs(
-            text_prefix.hidden, video.region, video.action_queries, biases, first_connection
+            text_prefix.hidden, video.region, video.action_queries, biases, first_connection, trim
         )
         rows = Rows.first_tokens(len(text_prefix))
         text0 = encoder.tail(encoder.layer, cfg.t_ent_attention_id[-1], text, biases[0], rows)
         region0 = encoder.tail(encoder.v_layer, cfg.v_ent_attention_id[-1], region, biases[1], rows)
         return self.cls.match(self.bert.t_pooler(text0), self.bert.v_pooler(region0), video.pooled_action)
+
+    def _trim_pairs(self, text_prefix, video):
+        """Paired prefixes cut to the text and region positions that are real in some pair
+        (``kept_length``), with the TrimPlan that keeps the result exact; unchanged if nothing
+        can be cut."""
+        text_len, region_len = text_prefix.hidden.shape[1], video.region.shape[1]
+        if not self.trim_padding:
+            return text_prefix, video, None
+        text_keep, region_keep = kept_length(text_prefix.mask), kept_length(video.region_mask)
+        if text_keep == text_len and region_keep == region_len:
+            return text_prefix, video, None
+        trim = TrimPlan.make(video.action_mask.shape[1], text_len, text_keep, region_len, region_keep)
+        return text_prefix.leading(text_keep), video.leading_regions(region_keep), trim
+
+    def _training_trim(self, text_mask, text_labels, image_mask, image_label, action_len):
+        """The TrimPlan for a pretraining batch: trailing positions that are padding in every
+        sample and carry no label are cut (see kept_length); None when nothing can be cut."""
+        if not self.trim_padding:
+            return None
+        text_len, region_len = text_labels.shape[1], image_label.shape[1] + 1
+        text_keep = text_len if text_mask is None else kept_length(text_mask, text_labels != -1)
+        region_keep = region_len
+        if image_mask is not None:  # image_label covers regions 1..V-1
+            no_label = paddle.zeros([image_label.shape[0], 1], "bool")
+            region_keep = kept_length(image_mask, paddle.concat([no_label, image_label == 1], axis=1))
+        if text_keep == text_len and region_keep == region_len:
+            return None
+        return TrimPlan.make(action_len, text_len, text_keep, region_len, region_keep)
+
+    def _check_labels(self, text_ids, image_feat, action_feat, text_labels, image_label, action_label):
+        expected = {
+            "text_labels": (text_labels, list(text_ids.shape)),
+            "image_label": (image_label, [image_feat.shape[0], image_feat.shape[1] - 1]),
+            "action_label": (action_label, list(action_feat.shape[:2])),
+        }
+        for name, (labels, shape) in expected.items():
+            if labels is None or list(labels.shape) != shape:
+                got = "none" if labels is None else f"shape {list(labels.shape)}"
+                raise DataError(f"input {name} must have shape {shape} for these inputs, got {got}")
 
     def pretrain_scores(
         self, text_ids, action_feat, image_feat, image_loc, token_type_ids=None, text_mask=None,
@@ -981,17 +1094,32 @@ class BertForMultiModalPreTraining(nn.Layer):
         Labels as in the batch: text_labels [B, T] (-1 = none), image_label [B, V-1] (1 = masked
         region; region 0, the global one, has no label), action_label [B, A] (-1 = none).
         Returns PretrainScores; the loss computed from it equals the loss of ``forward``'s outputs.
+        Text and region positions that are padding in every sample and unlabelled, at the end of
+        the batch, are not computed at all (``kept_length``, ``TrimPlan``): captions padded to 36
+        tokens but at most 20 long cost about 20 tokens.
         """
+        cfg = self.config
+        self._check_feature("image_feat", image_feat, cfg.v_feature_size)
+        self._check_feature("action_feat", action_feat, cfg.a_feature_size)
+        self._check_labels(text_ids, image_feat, action_feat, text_labels, image_label, action_label)
+        batch = text_ids.shape[0]
+        trim = self._training_trim(text_mask, text_labels, image_mask, image_label, action_feat.shape[1])
+        if trim is not None:
+            text_ids, token_type_ids, text_mask = (
+                _leading(x, trim.text_len) for x in (text_ids, token_type_ids, text_mask)
+            )
+            image_feat, image_loc, image_mask = (
+                _leading(x, trim.region_len) for x in (image_feat, image_loc, image_mask)
+            )
         text = self._text_prefix(text_ids, token_type_ids, text_mask)
         video = self._video_prefix(image_feat, image_loc, image_mask, action_feat, action_mask)
-        batch = text_ids.shape[0]
         first = Rows.first_tokens(batch)
         text_rows, text_flat = _selected_rows(text_labels != -1)
         # image_label describes regions 1..V-1 (the global region 0 is never masked).
         region_rows, region_index = _selected_rows(image_label == 1, offset=1)
         action_rows, action_flat = _selected_rows(action_label != -1)
         rows = (Rows.concat(first, text_rows), Rows.concat(first, region_rows), Rows.concat(first, action_rows))
-        text_out, region_out, action_out = self._encode(text, video, rows)
+        text_out, region_out, action_out = self._encode(text, video, rows, trim)
         return PretrainScores(
             text_scores=self.cls.predictions(text_out[batch:]),
             text_labels=paddle.gather(text_labels.flatten(), text_flat),
