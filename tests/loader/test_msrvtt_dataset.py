@@ -214,3 +214,29 @@ def test_dataset_pickles_without_its_lmdb_handle(tmp_path, store, vocab_file):
     ds = MSRVTTDataset(q, store[0], vocab_file)
     clone = pickle.loads(pickle.dumps(ds))
     np.testing.assert_array_equal(clone.video(0)["image_feat"], ds.video(0)["image_feat"])
+
+
+# ------------------------------------------------------------------ the LMDB handle
+
+
+def test_missing_features_lmdb_names_the_setting(tmp_path, vocab_file):
+    path = write_csv(tmp_path / "q.csv", [["video1", "a dog"]])
+    with pytest.raises(DataError, match=r"features_path \(the MSR-VTT LMDB\) '.*nowhere.lmdb': not found"):
+        MSRVTTDataset(path, tmp_path / "nowhere.lmdb", vocab_file)
+
+
+def test_forked_worker_reads_through_a_handle_of_its_own(tmp_path, store, vocab_file):
+    path = write_csv(tmp_path / "q.csv", [["video1", "a dog"], ["video2", "a cat"]])
+    ds = MSRVTTDataset(path, store[0], vocab_file)
+    inherited, expected = ds._open(), ds.video(1)["image_feat"]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: its handle must not be the parent's, and reads must work
+        ok = ds._open() is not inherited and np.array_equal(ds.video(1)["image_feat"], expected)
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(pid, 0)
+    assert answer == b"1"
+    assert ds._open() is inherited  # the parent keeps its handle

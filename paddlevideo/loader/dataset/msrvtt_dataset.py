@@ -34,6 +34,7 @@ import numpy as np
 
 from ...utils.errors import ConfigError, DataError
 from ..registry import DATASETS
+from ..store.lmdb_store import reader_env
 from ..tokenizer import load_tokenizer
 
 JSFUSION_HEADER = ("key", "vid_key", "video_id", "sentence")
@@ -253,25 +254,6 @@ def box_locations(boxes, image_w, image_h):
 
 # --------------------------------------------------------------------------- dataset
 
-# py-lmdb refuses to open one environment twice in a process, and a handle must not
-# cross a fork: one read-only handle per (process, path).
-_ENVS = {}
-
-
-def open_lmdb_readonly(path, what):
-    """A shared read-only handle of the LMDB at ``path`` (directory or single file)."""
-    key = (os.getpid(), os.path.realpath(path))
-    if key not in _ENVS:
-        if not os.path.exists(path):
-            raise DataError(f"{what} not found: '{path}'")
-        try:
-            _ENVS[key] = lmdb.open(str(path), readonly=True, lock=False, readahead=False,
-                                   subdir=os.path.isdir(path), max_readers=512)
-        except lmdb.Error as exc:
-            raise DataError(f"{what} '{path}' is not a readable LMDB: {exc}") from None
-    return _ENVS[key]
-
-
 @DATASETS.register()
 class MSRVTTDataset:
     """MSR-VTT retrieval queries and videos (PaddleVideo's ``MSRVTTDataset`` files).
@@ -341,7 +323,7 @@ class MSRVTTDataset:
         position = {vid: j for j, vid in enumerate(self.video_ids)}
         self.query_video_index = np.array([position[v] for v in query_videos], dtype=np.int64)
         self._text = self._tokenize(self.captions)
-        self._env = None
+        self._features_key = os.path.realpath(self.features_path)
         self._check_videos_present(query_videos)
 
     # ---- sizes
@@ -376,15 +358,9 @@ class MSRVTTDataset:
 
     # ---- video features
     def _open(self):
-        """The LMDB environment, opened read-only on first use (per process: never pickled)."""
-        if self._env is None:
-            self._env = open_lmdb_readonly(self.features_path, "features_path (the MSR-VTT LMDB)")
-        return self._env
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_env"] = None
-        return state
+        """This process's read-only handle of the features LMDB, looked up on every use: a
+        DataLoader worker forked from the main process gets its own, never the inherited one."""
+        return reader_env(self.features_path, key=self._features_key, what="features_path (the MSR-VTT LMDB)")
 
     def _check_videos_present(self, query_videos):
         with self._open().begin(buffers=True) as txn:

@@ -78,15 +78,22 @@ def shard_paths(paths):
     return found
 
 
-def _open_env(path, write=False, map_size=None):
-    """An LMDB environment; readers never take the lock file, so any number may share it."""
+def _open_env(path, write=False, map_size=None, what=None):
+    """An LMDB environment; readers never take the lock file, so any number may share it.
+
+    A reader opens a directory holding ``data.mdb`` or a single LMDB file; ``what`` names the
+    setting the path came from in its errors (e.g. "features_path (the MSR-VTT LMDB)")."""
     if write:
         release_readers(path)
         return lmdb.open(str(path), map_size=map_size, subdir=True, meminit=False, max_dbs=0)
+    named = f"{what} '{path}'" if what else str(path)
+    if not os.path.exists(path):
+        raise DataError(f"{named}: not found")
     try:
-        return lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False, subdir=True)
+        return lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False,
+                         subdir=os.path.isdir(path))
     except lmdb.Error as exc:
-        raise DataError(f"{path}: cannot open as LMDB ({exc})") from None
+        raise DataError(f"{named}: cannot open as LMDB ({exc})") from None
 
 
 # py-lmdb allows one handle per environment and process, and a handle must not be used
@@ -106,16 +113,18 @@ def _own_readers():
     return _READERS["envs"]
 
 
-def reader_env(path, key=None):
-    """This process's read-only handle of the shard at ``path`` (opened on first use).
+def reader_env(path, key=None, what=None):
+    """This process's read-only handle of the LMDB at ``path`` (opened on first use): a store
+    shard, or any other LMDB directory or file (the MSR-VTT features).
 
-    ``key`` is ``os.path.realpath(path)`` when the caller has it already (it is slow).
+    ``key`` is ``os.path.realpath(path)`` when the caller has it already (it is slow);
+    ``what`` names the path's setting in errors.
     """
     _own_readers()
     key = key or os.path.realpath(path)
     env = _READERS["envs"].get(key)
     if env is None:
-        env = _READERS["envs"][key] = _open_env(path)
+        env = _READERS["envs"][key] = _open_env(path, what=what)
     return env
 
 
