@@ -63,6 +63,7 @@ class RunSettings:
     amp_dtype: str = "float16"
     num_threads: int = None  # CPU threads; applied by main.py before Paddle is imported
     use_visualdl: bool = False  # also write VisualDL scalars to {output_dir}/vdl (needs `pip install visualdl`)
+    resume_epoch: int = 0  # PaddleVideo's resume: continue after this epoch's .pdparams/.pdopt (0: off)
 
     @classmethod
     def from_cfg(cls, cfg, **flags):
@@ -80,6 +81,8 @@ class RunSettings:
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        if not isinstance(self.resume_epoch, int) or self.resume_epoch < 0:
+            raise ConfigError(f"resume_epoch must be an epoch number (0: start fresh), got {self.resume_epoch!r}")
         if self.best_mode not in ("min", "max"):
             raise ConfigError(f"best_mode must be 'min' or 'max', got {self.best_mode!r}")
 
@@ -132,6 +135,8 @@ def preflight(cfg, run, weights=None, resume=None, validate=False):
         raise ConfigError("--validate needs DATASET.valid")
     if weights and not os.path.isfile(weights):
         raise WeightsError(f"-w {weights}: file not found")
+    if resume and run.resume_epoch:
+        raise ConfigError(f"give either --resume or resume_epoch (it is {run.resume_epoch}), not both")
     state = ckpt.load_resume(resume) if resume else None
     if state is not None and state.get("model_name") != run.model_name:
         raise WeightsError(f"--resume {resume}: checkpoint of model_name '{state.get('model_name')}', "
@@ -237,6 +242,19 @@ def restore(ctx, state_dict, source):
         state.batch = seen // ctx.world_size
         get_logger().warning("resuming %d-process training with %d processes: the data order is kept, "
                              "dropout masks differ", state_dict["world_size"], ctx.world_size)
+    return state
+
+
+def resume_from_epoch(ctx, epoch):
+    """PaddleVideo's ``resume_epoch``: the weights and optimiser (with its schedule) saved after
+    ``epoch``; training goes on with the next epoch. Returns its TrainState."""
+    ckpt.load_epoch(ctx.net, ctx.optimizer, ctx.run.output_dir, ctx.run.model_name, epoch)
+    steps_per_epoch = math.ceil(len(ctx.train_loader) / ctx.run.grad_accum_steps)
+    state = TrainState(epoch=epoch + 1, global_step=epoch * steps_per_epoch)
+    get_logger().warning(
+        "resumed after epoch %d from %s_epoch_%05d.pdparams/.pdopt: weights, optimiser and schedule; the random "
+        "state and the best validation value start afresh (--resume %s continues exactly)", epoch,
+        ctx.run.model_name, epoch, ckpt.resume_path(ctx.run.output_dir, ctx.run.model_name))
     return state
 
 
@@ -530,7 +548,12 @@ def train_model(cfg, weights=None, validate=False, amp=False, amp_level=None, ma
     resume_state = preflight(cfg, run, weights, resume, validate)
     setup_logger(run.output_dir, run.log_level)
     ctx = build_context(cfg, run, weights, resume_state, validate, max_iters)
-    state = restore(ctx, resume_state, resume) if resume_state else TrainState()
+    if resume_state:
+        state = restore(ctx, resume_state, resume)
+    elif run.resume_epoch:
+        state = resume_from_epoch(ctx, run.resume_epoch)
+    else:
+        state = TrainState()
     if resume_state:
         get_logger().info("resumed from %s: epoch %d, batch %d, step %d", resume, state.epoch, state.batch,
                           state.global_step)

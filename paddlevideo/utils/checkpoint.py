@@ -2,7 +2,7 @@
 
 Files in ``output_dir``:
 - ``{model_name}_epoch_{e:05d}.pdparams`` / ``.pdopt``: model / optimiser state after
-  epoch ``e`` (PaddleVideo's names, loadable by ``-w``);
+  epoch ``e`` (PaddleVideo's names; the weights load with ``-w``, both with ``resume_epoch``);
 - ``{model_name}_best.pdparams``: the model with the best validation metric;
 - ``{model_name}_resume.pdckpt``: everything ``--resume`` needs to continue exactly
   (model, optimiser with its schedule, loss scaler, epoch, step, RNG states of python,
@@ -54,7 +54,7 @@ def resume_path(output_dir, model_name):
 def save_epoch(model, optimizer, output_dir, model_name, epoch):
     params, opt = epoch_paths(output_dir, model_name, epoch)
     atomic_save(model.state_dict(), params)
-    atomic_save(optimizer.state_dict(), opt)
+    atomic_save(portable_optimizer_state(optimizer, model), opt)  # structured names: see load_epoch
 
 
 def save_best(model, output_dir, model_name):
@@ -152,6 +152,58 @@ def portable_optimizer_state(optimizer, model):
     the state loads into a model built in another process or a second time in this one.
     """
     return _rename_keys(optimizer.state_dict(), {p.name: n for n, p in model.named_parameters()})
+
+
+def load_epoch(model, optimizer, output_dir, model_name, epoch):
+    """Load ``{model_name}_epoch_{epoch:05d}.pdparams`` / ``.pdopt`` (PaddleVideo's
+    ``resume_epoch``) into ``model`` and ``optimizer`` (with its learning-rate schedule).
+
+    This project writes the optimiser state keyed by structured parameter names
+    (``backbone.bert….weight_moment1_0``), which hold in any process. PaddleVideo keys it by
+    Paddle's internal names (``linear_3.w_0_moment1_0``), which depend on the order the program
+    created its layers: such a file loads only if they all name parameters of this model as
+    built here; otherwise it is refused rather than half-applied.
+    """
+    params_path, opt_path = epoch_paths(output_dir, model_name, epoch)
+    where = f"resume_epoch={epoch}"
+    for path in (params_path, opt_path):
+        if not os.path.isfile(path):
+            raise WeightsError(f"{where}: {path} not found (save_interval must have saved that epoch; "
+                               f"--resume {resume_path(output_dir, model_name)} continues from the last save)")
+    params = _load(params_path, where)
+    check_state_dict(model, params, f"{where} ({params_path})")
+    state = _load(opt_path, where)
+    internal = {p.name: n for n, p in model.named_parameters()}
+    keys = [k for k in state if k not in ("LR_Scheduler", "master_weights")]
+    if keys and all(_parameter_of(k, internal) for k in keys):
+        model.set_state_dict(params)
+        optimizer.set_state_dict(state)
+        return
+    structured = {n: p.name for n, p in model.named_parameters()}
+    if keys and all(_parameter_of(k, structured) for k in keys):
+        model.set_state_dict(params)
+        load_portable_optimizer_state(optimizer, model, state)
+        return
+    unknown = next((k for k in keys if not _parameter_of(k, internal) and not _parameter_of(k, structured)),
+                   "(no parameter state)")
+    raise WeightsError(f"{where}: {opt_path} does not fit this model's optimiser (entry '{unknown}' names no "
+                       "parameter of it; written by another program?). Start without resume_epoch, or use "
+                       "-w with the .pdparams to keep only the weights")
+
+
+def _parameter_of(key, names):
+    """The parameter name in ``names`` that optimiser-state ``key`` (``{name}_{accumulator}``) starts with."""
+    for i, char in enumerate(key):
+        if char == "_" and key[:i] in names:
+            return key[:i]
+    return None
+
+
+def _load(path, where):
+    try:
+        return paddle.load(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same error for the user
+        raise WeightsError(f"{where}: cannot read {path} ({type(exc).__name__}: {exc})") from None
 
 
 def load_portable_optimizer_state(optimizer, model, state):

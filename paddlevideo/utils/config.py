@@ -162,6 +162,7 @@ RUN_KEYS = {
     "amp_level": "O1 or O2 (also --amp_level)",
     "amp_dtype": "float16 (with loss scaling) or bfloat16",
     "use_visualdl": "also write VisualDL scalars to {output_dir}/vdl",
+    "resume_epoch": "PaddleVideo's resume: continue after epoch N from {model_name}_epoch_N.pdparams/.pdopt",
 }
 DATASET_KEYS = {
     "batch_size": "training batch size per process",

@@ -11,6 +11,7 @@ import standin
 from paddlevideo.tasks.train import NonFiniteLossError, train_model
 from paddlevideo.utils import checkpoint as ckpt
 from paddlevideo.utils.config import AttrDict, _to_attr, validate_config
+from paddlevideo.utils.errors import ConfigError, WeightsError
 from paddlevideo.utils.plot import parse_log
 
 
@@ -77,3 +78,44 @@ def test_nonfinite_streak_stops_and_keeps_the_last_checkpoint(tmp_path):
     saved = ckpt.load_resume(str(tmp_path / "out" / "Tiny_resume.pdckpt"))
     assert saved["train_state"]["global_step"] == 3
     assert all(np.isfinite(v.numpy()).all() for v in saved["model"].values())
+
+
+def quiet_config(output_dir, **run):
+    """The stand-ins without dropout or noise: a run is then a function of the seed alone."""
+    raw = standin.tiny_config(output_dir, **run)
+    raw["MODEL"]["dropout"] = 0.0
+    raw["DATASET"]["train"]["noise"] = 0.0
+    return validate_config(AttrDict(_to_attr(raw)))
+
+
+def test_resume_epoch_continues_from_the_epoch_files(tmp_path, capsys):
+    # PaddleVideo's resume_epoch: weights, Adam moments and the schedule of epoch 1's files;
+    # epoch 2 then gives the weights of the uninterrupted run.
+    train_model(quiet_config(tmp_path / "whole"))
+    (tmp_path / "again").mkdir()
+    for suffix in ("pdparams", "pdopt"):
+        (tmp_path / "again" / f"Tiny_epoch_00001.{suffix}").write_bytes(
+            (tmp_path / "whole" / f"Tiny_epoch_00001.{suffix}").read_bytes())
+    capsys.readouterr()
+    state = train_model(quiet_config(tmp_path / "again", resume_epoch=1))
+    out = capsys.readouterr().out
+    assert state.epoch == 3 and state.global_step == 16
+    assert "resumed after epoch 1" in out and "epoch:[  1/2  ]" not in out
+    assert "lr: 0.001000" in out and "lr: 0.010000" not in out  # past the boundary at step 6
+    whole, again = params(tmp_path / "whole" / "Tiny_epoch_00002.pdparams"), params(
+        tmp_path / "again" / "Tiny_epoch_00002.pdparams")
+    for key in whole:
+        np.testing.assert_allclose(again[key], whole[key], rtol=1e-6, atol=1e-7, err_msg=key)
+
+
+def test_resume_epoch_errors(tmp_path):
+    with pytest.raises(WeightsError, match=r"resume_epoch=3: .*Tiny_epoch_00003.pdparams not found"):
+        train_model(quiet_config(tmp_path / "out", resume_epoch=3))
+    with pytest.raises(ConfigError, match="either --resume or resume_epoch"):
+        train_model(quiet_config(tmp_path / "out", resume_epoch=1), resume=str(tmp_path / "x.pdckpt"))
+    with pytest.raises(ConfigError, match="resume_epoch must be an epoch number"):
+        train_model(quiet_config(tmp_path / "out", resume_epoch=-1))
+    train_model(quiet_config(tmp_path / "out", epochs=1))
+    paddle.save({"linear_99.w_0_moment1_0": paddle.zeros([1])}, str(tmp_path / "out" / "Tiny_epoch_00001.pdopt"))
+    with pytest.raises(WeightsError, match=r"does not fit this model's optimiser \(entry 'linear_99.w_0_moment1_0'"):
+        train_model(quiet_config(tmp_path / "out", resume_epoch=1))
