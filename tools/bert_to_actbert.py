@@ -8,8 +8,11 @@ holding one. Keys may carry the ``bert.`` prefix (``BertForPreTraining`` checkpo
 ``bert.encoder.layer.*``) and, when the checkpoint has one, the masked-LM head
 (``cls.predictions.*``), with Linear weights transposed to Paddle's [in, out] layout. Point
 ``MODEL.backbone.pretrained`` at it: the region/action streams, connection layers and their
-heads start from scratch. A checkpoint without an LM head gives a text-stream-only file, which
-the loader reports as missing ``cls.predictions.*``.
+heads start from scratch. A checkpoint without an LM head (e.g. a sentence-embedding model)
+gives a text-stream-only file, which the loader refuses as missing ``cls.predictions.*``;
+``--new-lm-head`` writes a freshly initialised head into it instead (the reference
+initialisation: Normal(0, 0.02) dense weight, zero biases, LayerNorm 1/0; the decoder weight
+is the word embeddings, as always), so it can be ``pretrained``.
 """
 
 import argparse
@@ -119,6 +122,20 @@ def convert(state):
     return out, mapped, skipped
 
 
+def new_lm_head(state, seed=0):
+    """The LM head's own tensors (transform and decoder bias), freshly initialised as the
+    reference initialises them, sized from the word embeddings [vocab, hidden]."""
+    vocab, hidden = state[WORD_EMBEDDINGS].shape
+    rng = np.random.default_rng(seed)
+    return {
+        "cls.predictions.transform.dense.weight": rng.normal(0.0, 0.02, (hidden, hidden)).astype(np.float32),
+        "cls.predictions.transform.dense.bias": np.zeros(hidden, np.float32),
+        "cls.predictions.transform.LayerNorm.weight": np.ones(hidden, np.float32),
+        "cls.predictions.transform.LayerNorm.bias": np.zeros(hidden, np.float32),
+        "cls.predictions.decoder_bias": np.zeros(vocab, np.float32),
+    }
+
+
 def save(state, path):
     import paddle
 
@@ -129,10 +146,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="model.safetensors, pytorch_model.bin, or a folder holding one")
     parser.add_argument("output", help="the backbone .pdparams to write")
+    parser.add_argument("--new-lm-head", action="store_true",
+                        help="if the checkpoint has no masked-LM head, write a freshly initialised one")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --new-lm-head's initialisation")
     args = parser.parse_args(argv)
     try:
         checkpoint = find_checkpoint(args.source)
         state, mapped, skipped = convert(read_checkpoint(checkpoint))
+        fresh = {}
+        if args.new_lm_head and "cls.predictions.decoder_bias" not in state:
+            fresh = new_lm_head(state, args.seed)
+            state.update(fresh)
         save(state, args.output)
     except ActBertError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -141,8 +165,11 @@ def main(argv=None):
         print(f"{source} -> {target}{' (transposed)' if transposed else ''}")
     if skipped:
         print(f"not used by ActBERT ({len(skipped)}): {', '.join(skipped)}")
-    if "cls.predictions.decoder_bias" not in state:
-        print("note: no masked-LM head in this checkpoint; the file holds the text stream only")
+    if fresh:
+        print(f"initialised from scratch (--new-lm-head, seed {args.seed}): {', '.join(fresh)}")
+    elif "cls.predictions.decoder_bias" not in state:
+        print("note: no masked-LM head in this checkpoint; the file holds the text stream only "
+              "(--new-lm-head adds a freshly initialised one)")
     layers = len({t.split(".")[3] for _, t, _ in mapped if t.startswith("bert.encoder.layer.")})
     print(f"wrote {len(state)} tensors ({layers} text layers) from {checkpoint} to {args.output}")
     return 0

@@ -137,7 +137,10 @@ def match_state(layer, state, path, allow_scratch):
     ]
     problems = []
     if missing:
-        problems.append(f"{len(missing)} missing key(s): {_names(missing)}")
+        hint = ""
+        if allow_scratch and any(k.startswith("cls.predictions.") for k in missing):
+            hint = " (a BERT without its masked-LM head: convert it with tools/bert_to_actbert.py --new-lm-head)"
+        problems.append(f"{len(missing)} missing key(s): {_names(missing)}{hint}")
     if mismatched:
         more = f"; and {len(mismatched) - SHOWN} more" if len(mismatched) > SHOWN else ""
         shown = "; ".join(mismatched[:SHOWN]) + more

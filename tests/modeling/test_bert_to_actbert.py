@@ -50,8 +50,29 @@ def test_minilm_text_stream_reproduces_every_layer(minilm_file, golden_dir):
 
 
 def test_minilm_conversion_has_no_lm_head_and_the_loader_says_so(minilm_file, capsys):
-    with pytest.raises(WeightsError, match="missing key.*cls.predictions.transform"):
+    with pytest.raises(WeightsError, match="missing key.*cls.predictions.transform.*--new-lm-head"):
         load_backbone_weights(build(MINILM), minilm_file)
+
+
+def test_new_lm_head_makes_a_sentence_model_usable_as_pretrained(minilm_model_dir, minilm_file, tmp_path, capsys):
+    out = tmp_path / "minilm_head.pdparams"
+    assert bert_to_actbert.main([str(minilm_model_dir), str(out), "--new-lm-head", "--seed", "3"]) == 0
+    assert "initialised from scratch (--new-lm-head, seed 3): cls.predictions.transform.dense.weight" in \
+        capsys.readouterr().out
+    state, text_only = paddle.load(str(out)), paddle.load(str(minilm_file))
+    assert set(state) - set(text_only) == {
+        "cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias",
+        "cls.predictions.transform.LayerNorm.weight", "cls.predictions.transform.LayerNorm.bias",
+        "cls.predictions.decoder_bias",
+    }
+    dense = state["cls.predictions.transform.dense.weight"].numpy()
+    assert dense.shape == (384, 384) and abs(dense.std() - 0.02) < 0.001
+    assert float(state["cls.predictions.transform.LayerNorm.weight"].min()) == 1.0
+    assert list(state["cls.predictions.decoder_bias"].shape) == [30522]
+    model = build(MINILM)
+    load_backbone_weights(model, out)  # the strict loader accepts it now
+    np.testing.assert_array_equal(model.cls.predictions.decoder_weight.numpy(),
+                                  text_only["bert.embeddings.word_embeddings.weight"].numpy())
 
 
 def test_converter_prints_mapping(minilm_model_dir, tmp_path, capsys):
