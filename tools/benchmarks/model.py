@@ -160,6 +160,8 @@ def report(results, rounds):
         print(f"{side:<20} {r['seconds']:>8.2f} {r['cpu_seconds']:>8.2f} {r['peak_mb']:>8.0f}  {SIDES[side]}")
 
     def ratio(slow, fast):
+        if slow not in results or fast not in results:
+            return "n/a (side not run)"
         wall = results[slow]["seconds"] / results[fast]["seconds"]
         cpu = results[slow]["cpu_seconds"] / results[fast]["cpu_seconds"]
         return f"{wall:.2f}x (cpu time {cpu:.2f}x)"
