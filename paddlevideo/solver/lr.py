@@ -72,7 +72,8 @@ class _DecayToEnd(_WarmupSchedule):
     at ``total_steps`` and stays there. ``total_steps`` defaults to the whole run
     (epochs × optimiser steps per epoch, or epochs when ``iter_step`` is false)."""
 
-    def __init__(self, learning_rate, total_steps, end_lr, iter_step, warmup_steps, warmup_start_lr):
+    def __init__(self, learning_rate, total_steps=None, end_lr=0.0, iter_step=True, warmup_steps=0,
+                 warmup_start_lr=0.0):
         if total_steps is None or total_steps <= warmup_steps:
             raise ConfigError(
                 f"OPTIMIZER.learning_rate: total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps})"
@@ -92,10 +93,6 @@ class _DecayToEnd(_WarmupSchedule):
 class CosineDecay(_DecayToEnd):
     """Half a cosine from ``learning_rate`` down to ``end_lr``."""
 
-    def __init__(self, learning_rate, total_steps=None, end_lr=0.0, iter_step=True, warmup_steps=0,
-                 warmup_start_lr=0.0):
-        super().__init__(learning_rate, total_steps, end_lr, iter_step, warmup_steps, warmup_start_lr)
-
     def decayed(self, step):
         cosine = 0.5 * (1.0 + math.cos(math.pi * self.progress(step)))
         return self.end_lr + (self.peak_lr - self.end_lr) * cosine
@@ -104,10 +101,6 @@ class CosineDecay(_DecayToEnd):
 @LR_SCHEDULERS.register()
 class LinearDecay(_DecayToEnd):
     """A straight line from ``learning_rate`` down to ``end_lr``."""
-
-    def __init__(self, learning_rate, total_steps=None, end_lr=0.0, iter_step=True, warmup_steps=0,
-                 warmup_start_lr=0.0):
-        super().__init__(learning_rate, total_steps, end_lr, iter_step, warmup_steps, warmup_start_lr)
 
     def decayed(self, step):
         return self.peak_lr + (self.end_lr - self.peak_lr) * self.progress(step)
