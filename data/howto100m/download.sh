@@ -10,11 +10,7 @@ set -euo pipefail
 # shellcheck source=../fetch.sh
 source "$(cd "$(dirname "$0")" && pwd)/../fetch.sh"
 
-BASE=https://videotag.bj.bcebos.com/Data/ActBERT
-VOCAB_URL=https://paddle-hapi.bj.bcebos.com/models/bert/bert-base-uncased-vocab.txt
-TARGET=${1:-"$(cd "$(dirname "$0")" && pwd)"}
-mkdir -p "$TARGET"
-cd "$TARGET"
+enter_target "${1:-}" "$(cd "$(dirname "$0")" && pwd)"
 
 fetch "$BASE/actbert_train_data.npy" actbert_train_data.npy
 fetch "$BASE/caption_train.json" caption_train.json
@@ -34,4 +30,4 @@ lines = sum(1 for _ in open("vocab.txt", encoding="utf-8"))
 assert lines == 30522, f"vocab.txt: expected 30522 lines (bert-base-uncased), got {lines}"
 print(f"ok: {len(items)} clips, {len(json.load(open('caption_train.json')))} train captions, vocab 30522")
 PY
-echo "done: files in $TARGET"
+echo "done: files in $PWD"

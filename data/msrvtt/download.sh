@@ -10,11 +10,7 @@ set -euo pipefail
 # shellcheck source=../fetch.sh
 source "$(cd "$(dirname "$0")" && pwd)/../fetch.sh"
 
-BASE=https://videotag.bj.bcebos.com/Data/ActBERT
-VOCAB_URL=https://paddle-hapi.bj.bcebos.com/models/bert/bert-base-uncased-vocab.txt
-TARGET=${1:-"$(cd "$(dirname "$0")" && pwd)"}
-mkdir -p "$TARGET"
-cd "$TARGET"
+enter_target "${1:-}" "$(cd "$(dirname "$0")" && pwd)"
 
 fetch "$BASE/MSRVTT_JSFUSION_test.csv" MSRVTT_JSFUSION_test.csv
 fetch "$BASE/msrvtt_test.lmdb.tar" msrvtt_test.lmdb.tar
@@ -33,4 +29,4 @@ v = ds.video(0)
 print(f"ok: {ds.num_queries} queries, {ds.num_videos} videos; video 0: image_feat {v['image_feat'].shape}, "
       f"action_feat {v['action_feat'].shape}")
 PY
-echo "done: files in $TARGET"
+echo "done: files in $PWD"
