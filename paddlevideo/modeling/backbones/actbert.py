@@ -449,6 +449,10 @@ class TrimPlan:
 
     @staticmethod
     def make(action_len, text_len, text_keep, region_len, region_keep):
+        """The plan for keeping ``text_keep`` of ``text_len`` and ``region_keep`` of
+        ``region_len`` positions; None when both streams keep everything."""
+        if text_keep == text_len and region_keep == region_len:
+            return None
         return TrimPlan(
             text_keep, region_keep,
             resize_index(action_len, text_len)[:text_keep], resize_index(action_len, region_len)[:region_keep],
@@ -1050,13 +1054,13 @@ class BertForMultiModalPreTraining(nn.Layer):
         """Paired prefixes cut to the text and region positions that are real in some pair
         (``kept_length``), with the TrimPlan that keeps the result exact; unchanged if nothing
         can be cut."""
-        text_len, region_len = text_prefix.hidden.shape[1], video.region.shape[1]
         if not self.trim_padding:
             return text_prefix, video, None
         text_keep, region_keep = kept_length(text_prefix.mask), kept_length(video.region_mask)
-        if text_keep == text_len and region_keep == region_len:
+        trim = TrimPlan.make(video.action_mask.shape[1], text_prefix.hidden.shape[1], text_keep,
+                             video.region.shape[1], region_keep)
+        if trim is None:
             return text_prefix, video, None
-        trim = TrimPlan.make(video.action_mask.shape[1], text_len, text_keep, region_len, region_keep)
         return text_prefix.leading(text_keep), video.leading_regions(region_keep), trim
 
     def _training_trim(self, text_mask, text_labels, image_mask, image_label, action_len):
@@ -1070,8 +1074,6 @@ class BertForMultiModalPreTraining(nn.Layer):
         if image_mask is not None:  # image_label covers regions 1..V-1
             no_label = paddle.zeros([image_label.shape[0], 1], "bool")
             region_keep = kept_length(image_mask, paddle.concat([no_label, image_label == 1], axis=1))
-        if text_keep == text_len and region_keep == region_len:
-            return None
         return TrimPlan.make(action_len, text_len, text_keep, region_len, region_keep)
 
     def _check_labels(self, text_ids, image_feat, action_feat, text_labels, image_label, action_label):
