@@ -13,6 +13,7 @@ renamed over the target: ``os.replace`` is atomic, so a crash or ``kill -9`` lea
 either the previous file or the new one, never a torn one.
 """
 
+import functools
 import os
 import random
 
@@ -86,10 +87,7 @@ def load_resume(path):
     """Read a resume checkpoint, or raise WeightsError saying what ``path`` is instead."""
     if not os.path.isfile(path):
         raise WeightsError(f"--resume: no checkpoint file at {path}")
-    try:
-        state = paddle.load(path)
-    except Exception as exc:  # paddle raises assorted types for a file it cannot parse
-        raise WeightsError(f"--resume: {path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    state = _load(path, "--resume")
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
         raise WeightsError(
             f"--resume: {path} is not a resume checkpoint (expected a *_resume.pdckpt written by training; "
@@ -128,15 +126,24 @@ def check_writable(output_dir):
         raise ConfigError(f"output_dir {output_dir} is not writable: {exc.strerror or exc}") from None
 
 
+def _parameter_of(key, names):
+    """The parameter name in ``names`` that optimiser-state ``key`` is (the master weight) or
+    starts as (``{name}_{accumulator}``), the longest if several ('fc_1.w_0' before 'fc_1.w');
+    None if none."""
+    if key in names:
+        return key
+    for i in range(len(key) - 1, 0, -1):
+        if key[i] == "_" and key[:i] in names:
+            return key[:i]
+    return None
+
+
 def _rename_keys(state, mapping):
     """Rename ``state``'s keys ``{old}_{suffix}`` (and master-weight keys) by ``mapping`` old -> new."""
-    ordered = sorted(mapping, key=len, reverse=True)  # longest first: 'fc_1.w_0' before 'fc_1.w'
 
     def rename(key):
-        for old in ordered:
-            if key == old or key.startswith(old + "_"):
-                return mapping[old] + key[len(old):]
-        return key
+        old = _parameter_of(key, mapping)
+        return key if old is None else mapping[old] + key[len(old):]
 
     out = {}
     for key, value in state.items():
@@ -173,37 +180,29 @@ def load_epoch(model, optimizer, output_dir, model_name, epoch):
     params = _load(params_path, where)
     check_state_dict(model, params, f"{where} ({params_path})")
     state = _load(opt_path, where)
-    internal = {p.name: n for n, p in model.named_parameters()}
+    internal = {p.name for p in model.parameters()}
+    structured = {n for n, _ in model.named_parameters()}
     keys = [k for k in state if k not in ("LR_Scheduler", "master_weights")]
     if keys and all(_parameter_of(k, internal) for k in keys):
-        model.set_state_dict(params)
-        optimizer.set_state_dict(state)
-        return
-    structured = {n: p.name for n, p in model.named_parameters()}
-    if keys and all(_parameter_of(k, structured) for k in keys):
-        model.set_state_dict(params)
-        load_portable_optimizer_state(optimizer, model, state)
-        return
-    unknown = next((k for k in keys if not _parameter_of(k, internal) and not _parameter_of(k, structured)),
-                   "(no parameter state)")
-    raise WeightsError(f"{where}: {opt_path} does not fit this model's optimiser (entry '{unknown}' names no "
-                       "parameter of it; written by another program?). Start without resume_epoch, or use "
-                       "-w with the .pdparams to keep only the weights")
-
-
-def _parameter_of(key, names):
-    """The parameter name in ``names`` that optimiser-state ``key`` (``{name}_{accumulator}``) starts with."""
-    for i, char in enumerate(key):
-        if char == "_" and key[:i] in names:
-            return key[:i]
-    return None
+        load_optimizer = optimizer.set_state_dict
+    elif keys and all(_parameter_of(k, structured) for k in keys):
+        load_optimizer = functools.partial(load_portable_optimizer_state, optimizer, model)
+    else:
+        unknown = next((k for k in keys if not _parameter_of(k, internal) and not _parameter_of(k, structured)),
+                       "(no parameter state)")
+        raise WeightsError(f"{where}: {opt_path} does not fit this model's optimiser (entry '{unknown}' names no "
+                           "parameter of it; written by another program?). Start without resume_epoch, or use "
+                           "-w with the .pdparams to keep only the weights")
+    model.set_state_dict(params)
+    load_optimizer(state)
 
 
 def _load(path, where):
+    """``paddle.load(path)``; a file it cannot parse is a WeightsError naming ``where`` it came from."""
     try:
         return paddle.load(path)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same error for the user
-        raise WeightsError(f"{where}: cannot read {path} ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # paddle raises assorted types for a file it cannot parse
+        raise WeightsError(f"{where}: {path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
 
 
 def load_portable_optimizer_state(optimizer, model, state):
