@@ -3,7 +3,8 @@
 They have what makes exact resume and multi-process equality hard: dropout, a
 LayerNorm, per-sample random noise drawn from the global numpy RNG, and four named loss
 parts like ActBERT's. ``nan_at`` lists the training forwards (1-based) whose loss is
-NaN; ``nan_grad_at`` those whose loss is finite but whose gradient is NaN; ``delay`` slows each forward so a test can kill a run mid-way.
+NaN; ``nan_grad_at`` those whose loss is finite but whose gradient is NaN; ``delay``
+slows each forward so a test can kill a run mid-way.
 """
 
 import time
