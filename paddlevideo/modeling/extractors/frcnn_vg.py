@@ -490,6 +490,8 @@ def nms(boxes, scores, threshold, limit=None):
     """Greedy NMS as torchvision's: visit by descending score, suppress later boxes whose IoU
     (no +1) is > threshold. Returns the kept indices in score order, stopping after ``limit``
     (the first ``limit`` kept boxes do not depend on the rest)."""
+    if limit is not None and limit <= 0:
+        return np.zeros(0, dtype=np.int64)
     order = np.argsort(-scores, kind="stable")
     x1, y1, x2, y2 = (boxes[:, i] for i in range(4))
     areas = (x2 - x1) * (y2 - y1)
@@ -514,7 +516,10 @@ def nms(boxes, scores, threshold, limit=None):
 
 
 def softmax(logits):
-    """Row softmax in float32 (a float64 pass would differ from the public code's float32)."""
+    """Row softmax in float32, as the public code computes it."""
+    logits = np.asarray(logits, np.float32)
+    if not logits.size:
+        return logits.copy()
     return F.softmax(paddle.to_tensor(logits), axis=-1).numpy()
 
 
@@ -612,6 +617,14 @@ class FRCNNVG(nn.Layer):
         """res4 and per-image boxes (resized-image pixels) -> dict of numpy arrays over all boxes:
         ``features`` [R, D], ``obj_logits`` [R, K+1], ``attr_logits`` [R, A+1] (if the config has
         attributes), ``box_deltas`` [R, K*4]."""
+        cfg = self.cfg
+        if sum(len(b) for b in boxes) == 0:
+            out = {"features": np.zeros((0, cfg.roi_feature_dim), np.float32),
+                   "obj_logits": np.zeros((0, cfg.num_classes + 1), np.float32),
+                   "box_deltas": np.zeros((0, 4 if cfg.cls_agnostic_bbox_reg else cfg.num_classes * 4), np.float32)}
+            if cfg.attr:
+                out["attr_logits"] = np.zeros((0, cfg.num_attrs + 1), np.float32)
+            return out
         features, obj, attr, deltas = self.roi_heads(res4, boxes, chunk=self.roi_chunk)
         out = {"features": features.numpy(), "obj_logits": obj.numpy(), "box_deltas": deltas.numpy()}
         if attr is not None:
@@ -619,16 +632,21 @@ class FRCNNVG(nn.Layer):
         return out
 
     def select(self, proposals, head, size, max_boxes):
-        """The public ``do_nms`` with its retries, for one image. Returns (indices into the
-        proposals, boxes [N, 4] resized pixels, classes [N], class scores [N], threshold used)."""
+        """The public ``do_nms`` with its retries, for one image: per proposal its best
+        non-background class and that class's clipped box, class-agnostic NMS at each threshold
+        of ``nms_thresh_test`` until at least min(min_detections, max_boxes) survive, at most
+        ``max_boxes`` kept. Returns (indices into the proposals, boxes [N, 4] resized pixels,
+        classes [N], class probabilities [N], the threshold used)."""
         cfg = self.cfg
         probs = softmax(head["obj_logits"])[:, :-1]  # background (last) out
-        classes = probs.argmax(axis=1)
+        classes = probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
         scores = probs[np.arange(len(probs)), classes]
         deltas = head["box_deltas"]
         if not cfg.cls_agnostic_bbox_reg:
-            deltas = deltas.reshape(len(deltas), -1, 4)[np.arange(len(deltas)), classes]
-        boxes = clip_boxes(apply_deltas(deltas.reshape(-1, 4), proposals, cfg.bbox_reg_weights), *size)
+            deltas = deltas.reshape(len(deltas), cfg.num_classes, 4)[np.arange(len(deltas)), classes]
+        boxes = apply_deltas(deltas.reshape(-1, 4), np.asarray(proposals, np.float32).reshape(-1, 4),
+                             cfg.bbox_reg_weights)
+        boxes = clip_boxes(boxes, *size)
         least = min(cfg.min_detections, max_boxes)
         for threshold in cfg.nms_thresh_test:
             keep = nms(boxes, scores, threshold, max_boxes)
@@ -637,7 +655,7 @@ class FRCNNVG(nn.Layer):
         return keep, boxes[keep], classes[keep], scores[keep], threshold
 
     @paddle.no_grad()
-    def extract(self, images, max_boxes=None):
+    def extract(self, images, max_boxes=None, trace=None):
         """Detect regions in images.
 
         Args:
@@ -646,14 +664,17 @@ class FRCNNVG(nn.Layer):
                 features near the padded edge, so batch frames of one video together).
             max_boxes: boxes per image (default ``max_detections``, 36); ``min_detections`` is
                 capped at it.
+            trace: a dict to receive the intermediates (``pre_images``, ``sizes``, ``scales_yx``,
+                ``res4``, ``proposals``: per image (boxes, logits)), for checks.
         Returns:
             one dict per image: ``boxes`` float32 [N, 4] x1, y1, x2, y2 in original-image pixels;
             ``features`` float32 [N, D] (D = 2048 at full width); ``cls_prob`` float32 [N, K+1]
             softmax over the classes, background LAST; ``num_boxes`` N; ``image_hw`` (h, w);
             ``obj_ids`` int64 [N] (best non-background class), ``obj_probs`` [N]; ``attr_ids``,
-            ``attr_probs`` [N] (if the config has attributes); ``normalized_boxes`` [N, 4];
-            ``nms_thresh``: the threshold that gave the boxes. N < max_boxes only where every
-            threshold of ``nms_thresh_test`` left fewer (the public code crashes there).
+            ``attr_probs`` [N] (if the config has attributes); ``normalized_boxes`` [N, 4] (by the
+            image size); ``nms_thresh``: the threshold that gave the boxes. Boxes are in score
+            order. N < max_boxes only where every threshold of ``nms_thresh_test`` left fewer
+            (the public code crashes there).
         """
         if not len(images):
             return []
@@ -662,6 +683,9 @@ class FRCNNVG(nn.Layer):
         res4 = self.backbone(batch)
         proposals = self.proposals(res4, sizes)
         head = self.box_head(res4, [p[0] for p in proposals])
+        if trace is not None:
+            trace.update(pre_images=batch.numpy(), sizes=sizes, scales_yx=scales_yx, res4=res4.numpy(),
+                         proposals=proposals)
         results, start = [], 0
         for i, (boxes_i, _) in enumerate(proposals):
             part = {k: v[start:start + len(boxes_i)] for k, v in head.items()}
@@ -670,31 +694,25 @@ class FRCNNVG(nn.Layer):
         return results
 
     def _finish(self, proposals, head, size, scale_yx, image_hw, max_boxes):
+        """One image's selected detections in original-image pixels."""
         keep, boxes, classes, scores, threshold = self.select(proposals, head, size, max_boxes)
-        boxes = boxes.copy()
-        boxes[:, 0::2] *= scale_yx[1]
-        boxes[:, 1::2] *= scale_yx[0]
-        original = size.astype(np.float32) * scale_yx  # as the public code: resized size x scale
-        normalized = boxes.copy()
-        normalized[:, 0::2] /= original[1]
-        normalized[:, 1::2] /= original[0]
+        boxes = boxes * np.asarray([scale_yx[1], scale_yx[0]] * 2, np.float32)
+        original = size.astype(np.float32) * scale_yx  # the public code's (h, w): resized size x scale
         out = {
-            "boxes": boxes.astype(np.float32),
+            "boxes": boxes,
             "features": head["features"][keep],
-            "cls_prob": softmax(head["obj_logits"][keep]) if len(keep) else
-            np.zeros((0, self.cfg.num_classes + 1), np.float32),
+            "cls_prob": softmax(head["obj_logits"][keep]),
             "num_boxes": int(len(keep)),
             "image_hw": (int(image_hw[0]), int(image_hw[1])),
             "obj_ids": classes.astype(np.int64),
             "obj_probs": scores.astype(np.float32),
-            "normalized_boxes": normalized.astype(np.float32),
+            "normalized_boxes": boxes / np.asarray([original[1], original[0]] * 2, np.float32),
             "nms_thresh": float(threshold),
         }
         if "attr_logits" in head:
-            attr = softmax(head["attr_logits"][keep][:, :-1]) if len(keep) else np.zeros((0, 1), np.float32)
+            attr = softmax(head["attr_logits"][keep][:, :-1])
             out["attr_ids"] = attr.argmax(axis=1).astype(np.int64)
-            out["attr_probs"] = attr.max(axis=1, initial=0.0).astype(np.float32) if len(keep) else \
-                np.zeros(0, np.float32)
+            out["attr_probs"] = attr[np.arange(len(attr)), out["attr_ids"]]
         return out
 
 
@@ -811,8 +829,7 @@ def bench_detector(n_images=2, image_hw=(480, 640), batch_size=1, config=None, w
     device: images/s over ``n_images`` after ``warmup`` images, and FLOPs per image (convs and
     linears, RPN proposals through res5 included). Returns a dict of figures."""
     paddle.seed(seed)
-    model = FRCNNVG.from_config(config)
-    _randomise_bn(model, seed)
+    model = random_init(FRCNNVG.from_config(config), seed)
     rng = np.random.default_rng(seed)
     images = [rng.integers(0, 256, (*image_hw, 3), dtype=np.uint8) for _ in range(max(n_images, batch_size))]
     flops, det = count_flops(model, image_hw)
@@ -832,11 +849,33 @@ def bench_detector(n_images=2, image_hw=(480, 640), batch_size=1, config=None, w
     }
 
 
-def _randomise_bn(model, seed):
-    """Unit-scale random BatchNorm statistics so random-weight activations stay finite."""
+def random_init(model, seed=0):
+    """Seeded random weights that keep activations of any depth in range (for tests and
+    benchmarks): He-normal convs, unit BatchNorm statistics, residual branches scaled by 0.2,
+    small RPN deltas (proposals near the anchors), N(0, 0.01) linear layers. Returns ``model``."""
     rng = np.random.default_rng(seed)
-    for layer in model.sublayers():
-        if isinstance(layer, nn.BatchNorm2D):
-            n = layer.weight.shape[0]
-            layer.weight.set_value(rng.uniform(0.5, 1.0, n).astype(np.float32) / 4)
-            layer._variance.set_value(np.ones(n, np.float32))
+    for name, param in model.named_parameters():
+        shape = tuple(param.shape)
+        if name.endswith(".norm.weight"):
+            value = np.full(shape, 0.2 if ".conv3." in name else 1.0)
+        elif name.endswith("._variance"):
+            value = np.ones(shape)
+        elif name.endswith(".bias") or name.endswith("._mean"):
+            value = np.zeros(shape)
+        elif len(shape) == 4:
+            std = 0.01 if "anchor_deltas" in name else math.sqrt(2.0 / np.prod(shape[1:]))
+            value = rng.normal(0.0, std, shape)
+        else:
+            value = rng.normal(0.0, 0.01 if "cls_embedding" not in name else 1.0, shape)
+        param.set_value(value.astype(np.float32))
+    return model
+
+
+def save_frcnn_vg(model, path):
+    """Write ``model``'s weights to PATH (.pdparams) and its config beside it (.yaml), the pair
+    ``load_frcnn_vg(PATH)`` reads (as ``tools/convert_frcnn_vg.py`` writes them)."""
+    import yaml
+
+    paddle.save(model.state_dict(), os.fspath(path))
+    with open(config_path_for(path), "w", encoding="utf-8") as f:
+        yaml.safe_dump(model.cfg.to_yaml_dict(), f, sort_keys=False)
