@@ -510,7 +510,8 @@ def nms(boxes, scores, threshold, limit=None):
         w = np.maximum(np.float32(0), np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
         h = np.maximum(np.float32(0), np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
         inter = w * h
-        iou = inter / (areas[i] + areas[rest] - inter)
+        with np.errstate(invalid="ignore", divide="ignore"):  # two empty boxes: 0/0 = NaN, kept (as torch)
+            iou = inter / (areas[i] + areas[rest] - inter)
         suppressed[rest[iou.astype(np.float64) > threshold]] = True  # float IoU vs double threshold
     return np.asarray(keep, dtype=np.int64)
 
@@ -803,48 +804,61 @@ def to_actbert_regions(detection):
 
 
 def count_flops(model, image_hw=(480, 640)):
-    """Multiply-adds x 2 of convolutions and linear layers for one image of ``image_hw``
-    (the RPN's 300 proposals through res5 included); returns (flops, detections)."""
+    """FLOPs (2 x multiply-adds of convolutions and linear layers) for one image of
+    ``image_hw``: the backbone and RPN on the resized image, plus ``post_nms_topk_test``
+    (300) proposals through res5 and the predictor, as many as a trained RPN yields. Returns
+    {"backbone_rpn": ..., "per_roi": ..., "rois": ..., "total": ...} in FLOPs."""
     macs = [0]
 
     def hook(layer, inputs, output):
-        if isinstance(layer, nn.Conv2D):
-            k = int(np.prod(layer.weight.shape[1:]))  # in/groups * kh * kw
-            macs[0] += int(np.prod(output.shape)) * k
-        elif isinstance(layer, nn.Linear):
-            macs[0] += int(np.prod(output.shape)) * int(layer.weight.shape[0])
+        conv = isinstance(layer, nn.Conv2D)  # Conv2D weight [out, in/groups, kh, kw]; Linear [in, out]
+        per_output = int(np.prod(layer.weight.shape[1:])) if conv else int(layer.weight.shape[0])
+        macs[0] += int(np.prod(output.shape)) * per_output
 
     handles = [m.register_forward_post_hook(hook) for m in model.sublayers() if isinstance(m, (nn.Conv2D, nn.Linear))]
     try:
-        image = np.random.default_rng(0).integers(0, 256, (*image_hw, 3), dtype=np.uint8)
-        det = model.extract([image])
+        with paddle.no_grad():
+            batch, _, _ = model.preprocess([np.zeros((*image_hw, 3), np.uint8)])
+            res4 = model.backbone(batch)
+            model.proposal_generator.rpn_head(res4)
+            backbone_rpn, macs[0] = macs[0], 0
+            model.roi_heads(res4, [np.asarray([[0, 0, 64, 64]], np.float32)])
+            per_roi = macs[0]
     finally:
         for h in handles:
             h.remove()
-    return 2 * macs[0], det
+    rois = model.cfg.post_nms_topk_test
+    return {"backbone_rpn": 2 * backbone_rpn, "per_roi": 2 * per_roi, "rois": rois,
+            "total": 2 * (backbone_rpn + rois * per_roi)}
 
 
-def bench_detector(n_images=2, image_hw=(480, 640), batch_size=1, config=None, warmup=1, seed=0):
-    """Detector throughput at full width (or ``config``) with random weights, on the current
-    device: images/s over ``n_images`` after ``warmup`` images, and FLOPs per image (convs and
-    linears, RPN proposals through res5 included). Returns a dict of figures."""
+def bench_detector(n_images=2, image_hw=(480, 640), batch_size=1, config=None, warmup=0, seed=0):
+    """Detector throughput at full width (or ``config``) with random weights (``random_init``:
+    the RPN yields its full 300 proposals, as a trained one does) on Paddle's current device.
+    Times ``n_images`` images in batches of ``batch_size`` after ``warmup`` untimed batches
+    (on a CPU one image takes minutes, so the first call's overhead does not matter).
+    Returns a dict: images, seconds, images_per_s, FLOPs per image (``gflops_per_image``, and
+    the split ``gflops_backbone_rpn`` / ``gflops_per_roi`` x ``rois``), ``boxes_per_image``,
+    ``proposals_per_image``, sizes and device."""
     paddle.seed(seed)
     model = random_init(FRCNNVG.from_config(config), seed)
     rng = np.random.default_rng(seed)
-    images = [rng.integers(0, 256, (*image_hw, 3), dtype=np.uint8) for _ in range(max(n_images, batch_size))]
-    flops, det = count_flops(model, image_hw)
-    for _ in range(warmup - 1):
-        model.extract(images[:batch_size])
-    start = time.perf_counter()
-    done = 0
+    images = [rng.integers(0, 256, (*image_hw, 3), dtype=np.uint8) for _ in range(batch_size)]
+    flops = count_flops(model, image_hw)
+    for _ in range(warmup):
+        model.extract(images)
+    done, seconds, trace = 0, 0.0, {}
     while done < n_images:
-        model.extract(images[done % len(images): done % len(images) + batch_size])
+        start = time.perf_counter()
+        dets = model.extract(images, trace=trace)
+        seconds += time.perf_counter() - start
         done += batch_size
-    seconds = time.perf_counter() - start
     return {
         "images": done, "seconds": seconds, "images_per_s": done / seconds, "batch_size": batch_size,
         "image_hw": tuple(image_hw), "resized_hw": model.resized_size(*image_hw),
-        "gflops_per_image": flops / 1e9, "boxes_per_image": det[0]["num_boxes"],
+        "gflops_per_image": flops["total"] / 1e9, "gflops_backbone_rpn": flops["backbone_rpn"] / 1e9,
+        "gflops_per_roi": flops["per_roi"] / 1e9, "rois": flops["rois"],
+        "proposals_per_image": len(trace["proposals"][0][0]), "boxes_per_image": dets[0]["num_boxes"],
         "feature_dim": model.cfg.roi_feature_dim, "device": paddle.device.get_device(),
     }
 
@@ -852,7 +866,7 @@ def bench_detector(n_images=2, image_hw=(480, 640), batch_size=1, config=None, w
 def random_init(model, seed=0):
     """Seeded random weights that keep activations of any depth in range (for tests and
     benchmarks): He-normal convs, unit BatchNorm statistics, residual branches scaled by 0.2,
-    small RPN deltas (proposals near the anchors), N(0, 0.01) linear layers. Returns ``model``."""
+    zero RPN deltas, N(0, 0.01) linear layers. Returns ``model``."""
     rng = np.random.default_rng(seed)
     for name, param in model.named_parameters():
         shape = tuple(param.shape)
@@ -863,8 +877,10 @@ def random_init(model, seed=0):
         elif name.endswith(".bias") or name.endswith("._mean"):
             value = np.zeros(shape)
         elif len(shape) == 4:
-            std = 0.01 if "anchor_deltas" in name else math.sqrt(2.0 / np.prod(shape[1:]))
-            value = rng.normal(0.0, std, shape)
+            # RPN deltas zero: the proposals are the anchors, 300 of them survive NMS as with a
+            # trained RPN (random deltas collapse them onto a few image-sized boxes)
+            std = math.sqrt(2.0 / np.prod(shape[1:]))
+            value = np.zeros(shape) if "anchor_deltas" in name else rng.normal(0.0, std, shape)
         else:
             value = rng.normal(0.0, 0.01 if "cls_embedding" not in name else 1.0, shape)
         param.set_value(value.astype(np.float32))
