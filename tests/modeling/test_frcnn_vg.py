@@ -143,6 +143,8 @@ def test_nms_matches_torchvision_rules():
     np.testing.assert_array_equal(nms(boxes, scores, 0.7), [3, 0, 1])
     np.testing.assert_array_equal(nms(boxes, scores, 0.69), [3, 0])
     np.testing.assert_array_equal(nms(boxes, scores, 0.7, limit=2), [3, 0])
+    empty = np.array([[5, 5, 5, 5], [5, 5, 5, 5]], np.float32)  # IoU 0/0: NaN, never suppresses
+    np.testing.assert_array_equal(nms(empty, np.array([0.5, 0.6], np.float32), 0.5), [1, 0])
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +203,14 @@ def test_small_model_end_to_end_on_odd_sizes(tiny):
         regions = to_actbert_regions(det)
         assert regions["image_loc"].shape == (n, 5) and regions["image_target"].shape == (n, 7)
     assert tiny.extract([]) == []
+    tiny.roi_chunk = 7  # RoIs through res5 in chunks that straddle the two images: same result
+    try:
+        chunked = tiny.extract(images, max_boxes=5)
+    finally:
+        tiny.roi_chunk = 100
+    for got, want in zip(chunked, dets):
+        np.testing.assert_allclose(got["features"], want["features"], atol=1e-5)
+        np.testing.assert_array_equal(got["obj_ids"], want["obj_ids"])
 
 
 def test_saved_random_weights_load_back(tiny, tmp_path):

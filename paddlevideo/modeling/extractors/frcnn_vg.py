@@ -379,15 +379,13 @@ class Res5ROIHeads(nn.Layer):
     def forward(self, res4, boxes, chunk=None):
         """-> features [R, D], class logits [R, K+1], attribute logits [R, A+1] or None,
         box deltas [R, K*4]; ``chunk`` RoIs at a time through res5 (same result, less memory)."""
-        outputs, start = [], 0
-        total = sum(len(b) for b in boxes)
-        chunk = chunk or max(total, 1)
-        while start < total or not outputs:
-            part = _slice_boxes(boxes, start, start + chunk)
-            pooled = self.pool(res4, part)
-            features = self.res5(pooled).mean(axis=[2, 3])
+        outputs = []
+        total = sum(len(b) for b in boxes)  # > 0
+        chunk = chunk or total
+        for start in range(0, total, chunk):
+            pooled = self.pool(res4, _slice_boxes(boxes, start, start + chunk))
+            features = self.res5(pooled).mean(axis=[2, 3])  # [r, D]
             outputs.append((features, *self.box_predictor(features)))
-            start += chunk
         if len(outputs) == 1:
             return outputs[0]
         return tuple(None if parts[0] is None else paddle.concat(list(parts)) for parts in zip(*outputs))
