@@ -149,8 +149,7 @@ def test_nms_matches_torchvision_rules():
 
 @pytest.fixture(scope="module")
 def tiny():
-    cfg = FRCNNVGConfig(depth=50, width_per_group=2, stem_out_channels=2, res2_out_channels=4,
-                        rpn_hidden_channels=4, num_classes=6, num_attrs=3, min_size_test=64, max_size_test=100)
+    cfg = FRCNNVGConfig.tiny(num_classes=6, num_attrs=3)
     return random_init(FRCNNVG.from_config(cfg), seed=0)
 
 

@@ -181,6 +181,14 @@ class FRCNNVGConfig:
         out.setdefault("resnets", {})["out_features"] = ["res4"]
         return out
 
+    @classmethod
+    def tiny(cls, **overrides):
+        """A small config for tests and demos (ResNet-50 layout, 32-d regions, 1600 + 1 classes,
+        frames resized to 64..100 px); ``overrides`` replace any field."""
+        sizes = dict(depth=50, width_per_group=2, stem_out_channels=2, res2_out_channels=4, rpn_hidden_channels=4,
+                     min_size_test=64, max_size_test=100)
+        return cls(**{**sizes, **overrides})
+
     @property
     def blocks_per_stage(self):
         return BLOCKS_PER_DEPTH[self.depth]
