@@ -2,6 +2,7 @@
 tools/convert_frcnn_vg.py; the converter's errors; the fewer-than-36-boxes case."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -307,3 +308,12 @@ def test_loader_refuses_weights_of_another_config(converted, public_yaml, tmp_pa
     (tmp_path / "gn.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="resnets.norm = 'GN' is not supported"):
         load_frcnn_vg(converted, tmp_path / "gn.yaml")
+
+
+def test_converter_reads_a_bin_only_with_torch(monkeypatch, public_yaml, tmp_path, capsys):
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not read")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(public_yaml))
+    monkeypatch.setitem(sys.modules, "torch", None)  # as in CI: torch not installed
+    assert convert_frcnn_vg.main([str(tmp_path), str(tmp_path / "o.pdparams")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pytorch_model.bin needs PyTorch, which is not installed" in err
