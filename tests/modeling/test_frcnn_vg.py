@@ -11,7 +11,7 @@ import yaml
 from paddlevideo.loader.pipelines.multimodal import normalised_locations
 from paddlevideo.modeling.extractors import FRCNNVG, load_frcnn_vg, to_actbert_regions
 from paddlevideo.modeling.extractors.frcnn_vg import FRCNNVGConfig, nms, random_init, save_frcnn_vg
-from paddlevideo.utils.errors import ConfigError, WeightsError
+from paddlevideo.utils.errors import ConfigError, DataError, WeightsError
 from tools import convert_frcnn_vg
 
 # The fixture README's suggested checks.
@@ -203,6 +203,10 @@ def test_small_model_end_to_end_on_odd_sizes(tiny):
         regions = to_actbert_regions(det)
         assert regions["image_loc"].shape == (n, 5) and regions["image_target"].shape == (n, 7)
     assert tiny.extract([]) == []
+    with pytest.raises(DataError, match=r"image 1: expected an HxWx3 RGB array, got shape \(20, 20\)"):
+        tiny.extract([images[0], np.zeros((20, 20), np.uint8)])
+    with pytest.raises(DataError, match="image 0: expected uint8 pixels"):
+        tiny.extract([images[0] / 255.0])
     tiny.roi_chunk = 7  # RoIs through res5 in chunks that straddle the two images: same result
     try:
         chunked = tiny.extract(images, max_boxes=5)

@@ -41,7 +41,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ...utils.errors import ConfigError, WeightsError
+from ...utils.errors import ConfigError, DataError, WeightsError
 
 BLOCKS_PER_DEPTH = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 FEATURE_STRIDE = 16  # res4
@@ -578,7 +578,9 @@ class FRCNNVG(nn.Layer):
         for index, image in enumerate(images):
             image = np.asarray(image)
             if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-                raise ValueError(f"image {index}: expected an HxWx3 array, got shape {image.shape}")
+                raise DataError(f"image {index}: expected an HxWx3 RGB array, got shape {image.shape}")
+            if image.dtype != np.uint8:
+                raise DataError(f"image {index}: expected uint8 pixels (0-255), got {image.dtype}")
             if self.cfg.input_format == "RGB":  # the public loader hands the net BGR only in this case
                 image = image[:, :, ::-1]
             h, w = image.shape[:2]
