@@ -29,6 +29,8 @@ from ..modeling.export import (
 )
 from ..utils.errors import ConfigError, DataError
 
+# The largest calls TensorRT is prepared for (dynamic shape ranges).
+MAX_TEXTS, MAX_VIDEOS, MAX_PAIRS = 64, 256, 4096
 # The fields of an encoded video that run along its regions (region, mask, q, k, v).
 REGION_FIELDS = VIDEO_FIELDS[:5]
 
@@ -105,18 +107,35 @@ class InferenceEngine:
         return self
 
     def _trt_shapes(self, graph):
-        """(min, max, opt) shapes of the encoders' inputs up to the export's limits (TensorRT)."""
+        """(min, max, opt) shapes of a graph's inputs up to the export's limits, for TensorRT:
+        up to MAX_TEXTS captions and MAX_VIDEOS videos per call, MAX_PAIRS pairs per pass."""
         cfg, lim = self.info["backbone"], self.limits
         t, v, a = lim["max_seq_length"], lim["max_region_num"], lim["max_action_num"]
+        h, hv, hb = cfg["hidden_size"], cfg["v_hidden_size"], cfg["bi_hidden_size"]
+        # name: (most rows, the shape after the rows with its sequence length at its longest)
+        # The sequence dimension is the first after the rows (action_queries: the second).
         if graph == "text_encoder":
-            shapes = {name: ([1, 2], [64, t], [1, t]) for name in TEXT_INPUTS}
+            inputs = {name: (MAX_TEXTS, [t]) for name in TEXT_INPUTS}
         elif graph == "video_encoder":
-            dims = {"image_feat": [v, cfg["v_feature_size"]], "image_loc": [v, 5], "image_mask": [v],
-                    "action_feat": [a, cfg["a_feature_size"]], "action_mask": [a]}
-            shapes = {n: ([1, 1, *d[1:]], [256, *d], [64, *d]) for n, d in dims.items()}
+            inputs = {"image_feat": (MAX_VIDEOS, [v, cfg["v_feature_size"]]), "image_loc": (MAX_VIDEOS, [v, 5]),
+                      "image_mask": (MAX_VIDEOS, [v]), "action_feat": (MAX_VIDEOS, [a, cfg["a_feature_size"]]),
+                      "action_mask": (MAX_VIDEOS, [a])}
         else:
-            return None  # the scorer's many inputs get TensorRT's shape collection instead
-        return tuple({n: s[i] for n, s in shapes.items()} for i in range(3))
+            inputs = {"text_hidden": (MAX_TEXTS, [t, h]), "text_mask_f": (MAX_TEXTS, [t]),
+                      **{f"text_{x}": (MAX_TEXTS, [t, hb]) for x in "qkv"},
+                      "region": (MAX_VIDEOS, [v, hv]), "region_mask": (MAX_VIDEOS, [v]),
+                      **{f"region_{x}": (MAX_VIDEOS, [v, hb]) for x in "qkv"},
+                      "to_text_k": (MAX_VIDEOS, [a, hb]), "to_text_v": (MAX_VIDEOS, [a, hb]),
+                      "action_queries": (MAX_VIDEOS, [len(cfg["t_ent_attention_id"]), a, hb]),
+                      "pooled_action": (MAX_VIDEOS, [hb]), "text_index": (MAX_PAIRS, []),
+                      "video_index": (MAX_PAIRS, []), "text_positions": (t, []), "region_positions": (v, [])}
+        low, high, opt = {}, {}, {}
+        for name, (rows, dims) in inputs.items():
+            seq = 1 if name == "action_queries" else 0
+            low[name] = [1, *(1 if i == seq and name != "pooled_action" else d for i, d in enumerate(dims))]
+            high[name] = [rows, *dims]
+            opt[name] = [max(1, rows // 4), *dims]
+        return low, high, opt
 
     def _run(self, graph, names, arrays):
         """Feed ``arrays`` (in ``names`` order) to a graph; its outputs as NumPy arrays."""
