@@ -70,8 +70,8 @@ def open_collection(path, test_cfg):
         raise DataError(f"--videos {path}: not found")
     settings = {k: v for k, v in dict(test_cfg or {}).items() if k in (*VIDEO_SETTINGS, "max_seq_length",
                                                                        "vocab_file", "padding_index", "bert_model")}
-    cls = StoreCollection if _is_store(path) else MSRVTTDataset
     try:
+        cls = StoreCollection if _is_store(path) else MSRVTTDataset
         return cls(file_path=None, features_path=path, **settings)
     except DataError as exc:
         raise DataError(f"--videos {path}: cannot read the collection: {exc}") from None

@@ -174,7 +174,8 @@ def test_bad_input_gives_one_line_errors(deployed, tmp_path, capsys, caplog):
     assert "no queries" in error(run_search(deployed, *videos, "--queries", str(tmp_path / "q.txt")))
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "data.mdb").write_bytes(b"not an lmdb" * 100)
-    assert "--videos" in error(run_search(deployed, "--videos", str(tmp_path / "junk"), "--query", "egg"))
+    junk = run_search(deployed, "--videos", str(tmp_path / "junk"), "--query", "egg")
+    assert "cannot read the collection" in error(junk)
     assert "not found" in error(run_search(deployed, "--videos", str(tmp_path / "nothing"), "--query", "egg"))
     # Over-long: cut with a warning, as the test captions are.
     with caplog.at_level(logging.WARNING):
