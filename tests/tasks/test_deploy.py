@@ -177,6 +177,13 @@ def test_bad_input_gives_one_line_errors(deployed, tmp_path, capsys, caplog):
     junk = run_search(deployed, "--videos", str(tmp_path / "junk"), "--query", "egg")
     assert "cannot read the collection" in error(junk)
     assert "not found" in error(run_search(deployed, "--videos", str(tmp_path / "nothing"), "--query", "egg"))
+    import lmdb
+
+    env = lmdb.open(str(tmp_path / "broken.lmdb"), map_size=1 << 20)
+    with env.begin(write=True) as txn:
+        txn.put(b"video7", b"\x80\x04garbage")
+    env.close()
+    assert "key 'video7'" in error(run_search(deployed, "--videos", str(tmp_path / "broken.lmdb"), "--query", "egg"))
     # Over-long: cut with a warning, as the test captions are.
     with caplog.at_level(logging.WARNING):
         assert run_search(deployed, *videos, "--query", " ".join(["tomato"] * 40), "--json",
