@@ -164,17 +164,18 @@ def search_latency(args, tmp):
         write_demo_collection(path, count)
         collection = open_collection(path, test_cfg)
         search(engines["dygraph"], collection, query, progress=False)  # warm-up
-        for name, engine in engines.items():
-            cold, cached = [], []
-            for r in range(args.rounds):
+        cold, cached = {name: [] for name in engines}, {name: [] for name in engines}
+        for r in range(args.rounds):  # the models alternate within each round
+            for name, engine in engines.items():
                 cache = os.path.join(tmp, f"cache_{count}_{name.replace(' ', '_')}_{r}.npz")
                 options = {"cache": cache, "model_key": name, "progress": False, "pair_batch_size": args.pair_batch}
                 (_, t1), w1 = timed(search, engine, collection, query, **options)
                 (_, t2), w2 = timed(search, engine, collection, query, **options)
                 assert t2["encode_videos"] == 0
-                cold.append((w1, t1["encode_videos"], t1["score"]))
-                cached.append((w2, t2["load_cache"], t2["score"]))
-            c, h = (tuple(statistics.median(x[i] for x in rows) for i in range(3)) for rows in (cold, cached))
+                cold[name].append((w1, t1["encode_videos"], t1["score"]))
+                cached[name].append((w2, t2["load_cache"], t2["score"]))
+        for name in engines:
+            c, h = (tuple(statistics.median(x[i] for x in rows[name]) for i in range(3)) for rows in (cold, cached))
             print(f"{count:>7}  {name:<20}{c[0]:>11.2f}{c[1]:>9.2f}{c[2]:>8.2f}{h[0]:>13.2f}{h[1]:>7.2f}{h[2]:>8.2f}")
 
 
