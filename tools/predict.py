@@ -36,7 +36,8 @@ def add_engine_args(p):
     p.add_argument("--gpu_id", type=int, default=0, help="GPU to use with --use_gpu true")
     p.add_argument("--use_tensorrt", type=_bool, default=False, help="TensorRT on GPU (default false)")
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="TensorRT precision")
-    p.add_argument("--enable_mkldnn", type=_bool, default=True, help="oneDNN on CPU (default true)")
+    p.add_argument("--enable_mkldnn", type=_bool, default=False,
+                   help="oneDNN on CPU (default false, as PaddleVideo; measured slower here, see README)")
     p.add_argument("--cpu_threads", type=int, default=None, help="CPU math threads (default: Paddle's)")
 
 
