@@ -163,7 +163,8 @@ def search_latency(args, tmp):
         path = os.path.join(tmp, f"videos{count}.lmdb")
         write_demo_collection(path, count)
         collection = open_collection(path, test_cfg)
-        search(engines["dygraph"], collection, query, progress=False)  # warm-up
+        for engine in engines.values():  # warm-up: first calls of each shape are slow on every side
+            search(engine, collection, query, progress=False, pair_batch_size=args.pair_batch)
         cold, cached = {name: [] for name in engines}, {name: [] for name in engines}
         for r in range(args.rounds):  # the models alternate within each round
             for name, engine in engines.items():
