@@ -4,7 +4,8 @@
 #      module is importable, so a GPU machine keeps its paddlepaddle-gpu),
 #   2. generate the demo corpus in data/demo/,
 #   3. pretrain the small demo model on CPU (a few minutes, progress shown),
-#   4. evaluate zero-shot text-to-video retrieval on the held-out demo videos.
+#   4. evaluate zero-shot text-to-video retrieval on the held-out demo videos,
+#   5. search those videos for one held-out caption and print the top 5.
 # Environment: PYTHON (default python3), DEMO_EPOCHS (default: the config's),
 # SKIP_INSTALL=1 to use the current environment as it is.
 set -euo pipefail
@@ -31,3 +32,6 @@ if [ -n "${DEMO_EPOCHS:-}" ]; then overrides+=(-o "epochs=$DEMO_EPOCHS"); fi
 echo "== zero-shot retrieval on the held-out demo videos"
 "$PY" main.py --test -c configs/multimodal/actbert/actbert_msrvtt_demo.yaml \
     -w "$OUT/ActBert_demo_best.pdparams" -o "output_dir=$OUT"
+
+echo "== text-to-video search with the demo model"
+PYTHON="$PY" bash tools/demo_search.sh "$OUT" data/demo "$OUT/ActBert_demo_best.pdparams"

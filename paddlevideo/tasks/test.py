@@ -35,24 +35,26 @@ _KIND_HINTS = {
 }
 
 
-def check_weights_file(weights):
-    """Raise WeightsError unless ``weights`` is an existing full-model checkpoint."""
+def check_weights_file(weights, flag="-w", task="--test"):
+    """Raise WeightsError unless ``weights`` is an existing full-model checkpoint.
+
+    flag, task: how the command line that gave the file names it and what needs it."""
     from ..modeling.weights import describe_checkpoint
 
     if not weights:
-        raise WeightsError("--test needs the checkpoint to evaluate: pass it with -w/--weights")
+        raise WeightsError(f"{task} needs the checkpoint to evaluate: pass it with {flag}")
     if not os.path.isfile(weights):
-        raise WeightsError(f"-w {weights}: file not found")
+        raise WeightsError(f"{flag} {weights}: file not found")
     kind = describe_checkpoint(weights)
     if kind != "full":
         what = _KIND_HINTS.get(kind, kind)
         raise WeightsError(
-            f"-w {weights}: expected a full-model checkpoint ('backbone.'-prefixed keys, e.g. ActBERT.pdparams "
+            f"{flag} {weights}: expected a full-model checkpoint ('backbone.'-prefixed keys, e.g. ActBERT.pdparams "
             f"or <model_name>_best.pdparams), got {what}"
         )
 
 
-def build_test_model(model_cfg, weights):
+def build_test_model(model_cfg, weights, flag="-w"):
     """The framework of ``model_cfg`` with ``weights`` loaded, in eval mode.
 
     ``MODEL.backbone.pretrained`` is ignored: the checkpoint replaces every weight,
@@ -70,7 +72,7 @@ def build_test_model(model_cfg, weights):
     try:
         load_model_weights(model, weights)
     except WeightsError as exc:
-        raise WeightsError(f"MODEL.backbone of the config does not match -w: {exc}") from None
+        raise WeightsError(f"MODEL.backbone of the config does not match {flag}: {exc}") from None
     model.eval()
     return model
 

@@ -265,7 +265,8 @@ class MSRVTTDataset:
     on demand). Shapes: T = max_seq_length, R = max_region_num, A = max_action_num.
 
     Args:
-        file_path: query CSV (JSFusion with header, or headerless video_id,caption).
+        file_path: query CSV (JSFusion with header, or headerless video_id,caption);
+            None: no queries, the videos are every video of ``features_path``.
         features_path: the ``msrvtt_test.lmdb`` directory (or LMDB file).
         vocab_file: bert-base-uncased ``vocab.txt`` (never downloaded).
         max_seq_length: T, text slots incl. [CLS]/[SEP] (longer captions are cut).
@@ -309,7 +310,9 @@ class MSRVTTDataset:
                                   ("max_action_num", max_action_num, 1)):
             if not isinstance(value, int) or value < least:
                 raise ConfigError(f"DATASET.test.{key} must be an integer >= {least}, got {value!r}")
-        self.file_path, self.features_path = str(file_path), str(features_path)
+        self.file_path = None if file_path is None else str(file_path)
+        self.features_path = str(features_path)
+        self._features_key = os.path.realpath(self.features_path)
         self.max_seq_length, self.max_region_num, self.max_action_num = max_seq_length, max_region_num, max_action_num
         self.global_region_from_all_boxes = bool(global_region_from_all_boxes)
         self.action_mask_all_ones = bool(action_mask_all_ones)
@@ -318,13 +321,17 @@ class MSRVTTDataset:
         self.tokenizer = load_tokenizer(vocab_file)
         self._pad = self.tokenizer.pad_id if padding_index is None else int(padding_index)
 
-        query_videos, self.captions = read_queries(self.file_path)
-        self.video_ids = list(dict.fromkeys(query_videos))
+        if file_path is None:  # a collection to search: every video of the features, no queries
+            query_videos, self.captions = [], []
+            self.video_ids = self._all_video_ids()
+        else:
+            query_videos, self.captions = read_queries(self.file_path)
+            self.video_ids = list(dict.fromkeys(query_videos))
         position = {vid: j for j, vid in enumerate(self.video_ids)}
         self.query_video_index = np.array([position[v] for v in query_videos], dtype=np.int64)
         self._text = self._tokenize(self.captions)
-        self._features_key = os.path.realpath(self.features_path)
-        self._check_videos_present(query_videos)
+        if query_videos:
+            self._check_videos_present(query_videos)
 
     # ---- sizes
     @property
@@ -361,6 +368,14 @@ class MSRVTTDataset:
         """This process's read-only handle of the features LMDB, looked up on every use: a
         DataLoader worker forked from the main process gets its own, never the inherited one."""
         return reader_env(self.features_path, key=self._features_key, what="features_path (the MSR-VTT LMDB)")
+
+    def _all_video_ids(self):
+        """Every key of the features LMDB (the video ids), in key order."""
+        with self._open().begin() as txn:
+            ids = [bytes(key).decode("utf-8", "replace") for key in txn.cursor().iternext(keys=True, values=False)]
+        if not ids:
+            raise DataError(f"features_path (the MSR-VTT LMDB) '{self.features_path}': holds no videos")
+        return ids
 
     def _check_videos_present(self, query_videos):
         with self._open().begin(buffers=True) as txn:

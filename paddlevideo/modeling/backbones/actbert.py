@@ -940,6 +940,7 @@ class BertForMultiModalPreTraining(nn.Layer):
 
     # -- inputs ---------------------------------------------------------------------------------
 
+    @paddle.jit.not_to_static
     def _check_feature(self, name, tensor, expected):
         if tensor is None:
             raise DataError(f"input {name} is required")
@@ -948,13 +949,19 @@ class BertForMultiModalPreTraining(nn.Layer):
                 f"input {name} must be [batch, length, {expected}] for this model, got shape {list(tensor.shape)}"
             )
 
-    def _text_prefix(self, text_ids, token_type_ids=None, text_mask=None, output_hidden_states=False):
-        """The text stream up to the first connection layer: TextPrefix without ``qkv``."""
+    # Input checks run as plain Python also when the model is traced for export
+    # (paddle.jit.to_static), where a dynamic dimension is then -1.
+    @paddle.jit.not_to_static
+    def _check_text_ids(self, text_ids):
         if text_ids.ndim != 2 or text_ids.shape[1] > self.config.max_position_embeddings:
             raise DataError(
                 f"input text_ids must be [batch, length <= {self.config.max_position_embeddings}], "
                 f"got shape {list(text_ids.shape)}"
             )
+
+    def _text_prefix(self, text_ids, token_type_ids=None, text_mask=None, output_hidden_states=False):
+        """The text stream up to the first connection layer: TextPrefix without ``qkv``."""
+        self._check_text_ids(text_ids)
         if token_type_ids is None:
             token_type_ids = paddle.zeros_like(text_ids)
         mask = paddle.ones(text_ids.shape, "float32") if text_mask is None else text_mask.astype("float32")
@@ -1071,13 +1078,20 @@ class BertForMultiModalPreTraining(nn.Layer):
         if video_index is not None:
             video = video.index_select(video_index)
         text_prefix, video, trim = self._trim_pairs(text_prefix, video)
+        return self.match_paired(text_prefix, video, trim)
+
+    def match_paired(self, text_prefix, video, trim=None):
+        """Matching logits [P, 2] of prefixes already paired row by row and already cut as
+        ``trim`` (a TrimPlan, or None for uncut streams) says, both with their scoring fields
+        (``encode_text`` / ``encode_video``). ``match_logits`` after its row selection and cut;
+        the exported pair scorer calls it with the cut computed by its caller."""
         encoder, cfg = self.bert.encoder, self.config
         biases = (mask_bias(text_prefix.mask), mask_bias(video.region_mask))
         first_connection = {"text_qkv": text_prefix.qkv, "region_qkv": video.region_qkv, "to_text": video.to_text}
         text, region = encoder.tangle_pairs(
             text_prefix.hidden, video.region, video.action_queries, biases, first_connection, trim
         )
-        rows = Rows.first_tokens(len(text_prefix))
+        rows = Rows.first_tokens(text_prefix.hidden.shape[0])
         text0 = encoder.tail(encoder.layer, cfg.t_ent_attention_id[-1], text, biases[0], rows)
         region0 = encoder.tail(encoder.v_layer, cfg.v_ent_attention_id[-1], region, biases[1], rows)
         return self.cls.match(self.bert.t_pooler(text0), self.bert.v_pooler(region0), video.pooled_action)
@@ -1089,7 +1103,7 @@ class BertForMultiModalPreTraining(nn.Layer):
         if not self.trim_padding:
             return text_prefix, video, None
         text_keep, region_keep = kept_length(text_prefix.mask), kept_length(video.region_mask)
-        trim = TrimPlan.make(video.action_mask.shape[1], text_prefix.hidden.shape[1], text_keep,
+        trim = TrimPlan.make(video.action_queries[0].shape[1], text_prefix.hidden.shape[1], text_keep,
                              video.region.shape[1], region_keep)
         if trim is None:
             return text_prefix, video, None

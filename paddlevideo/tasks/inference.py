@@ -1,0 +1,205 @@
+"""Paddle Inference predictors of an exported ActBERT (``tools/export_model.py``).
+
+``InferenceEngine`` runs the three exported graphs behind the interface the dygraph
+backbone offers retrieval (``encode_text``, ``encode_video``, ``match_logits``, ``eval``),
+so ``score_matrix`` and the search run on either unchanged. Encoded captions and videos
+are ``TextPrefix`` / ``VideoInputs`` holding NumPy arrays.
+
+The trailing text and region positions that are padding in every pair of a pass are cut
+here, as ``match_logits`` does in dygraph (``kept_length``, ``TrimPlan``): the graphs
+get the cut tensors and the resize positions of the action contexts.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+import paddle
+
+from ..modeling.backbones.actbert import kept_length, resize_index
+from ..modeling.export import (
+    PAIR_INPUTS,
+    TEXT_FIELDS,
+    TEXT_INPUTS,
+    VIDEO_FIELDS,
+    VIDEO_INPUTS,
+    read_export_info,
+)
+from ..utils.errors import ConfigError, DataError
+
+# The largest calls TensorRT is prepared for (dynamic shape ranges).
+MAX_TEXTS, MAX_VIDEOS, MAX_PAIRS = 64, 256, 4096
+# The fields of an encoded video that run along its regions (region, mask, q, k, v).
+REGION_FIELDS = VIDEO_FIELDS[:5]
+
+
+def _numpy(x):
+    return x.numpy() if isinstance(x, paddle.Tensor) else np.asarray(x)
+
+
+@functools.lru_cache(maxsize=64)
+def _positions(action_len, nominal, keep):
+    """TrimPlan positions: the action index of each of the first ``keep`` of ``nominal`` positions."""
+    return resize_index(action_len, nominal).numpy()[:keep]
+
+
+def predictor_config(model_file, params_file, device="cpu", cpu_threads=None, mkldnn=True, tensorrt=False,
+                     precision="fp32", gpu_id=0, gpu_memory_mb=1000, trt_shapes=None):
+    """A ``paddle.inference.Config`` for one graph.
+
+    CPU: ``cpu_threads`` math threads (None: Paddle's default), oneDNN on or off.
+    GPU (Paddle built with CUDA): ``gpu_memory_mb`` initial pool on ``gpu_id``; with
+    ``tensorrt`` the graph runs in TensorRT at ``precision`` (fp32 / fp16) with the dynamic
+    shape ranges ``trt_shapes`` = (min, max, opt) dicts of input name -> shape.
+    """
+    config = paddle.inference.Config(model_file, params_file)
+    if device == "gpu":
+        if not paddle.is_compiled_with_cuda():
+            raise ConfigError("--device gpu: this Paddle is built without CUDA (install paddlepaddle-gpu)")
+        config.enable_use_gpu(int(gpu_memory_mb), int(gpu_id))
+        if tensorrt:
+            mode = {"fp32": paddle.inference.PrecisionType.Float32,
+                    "fp16": paddle.inference.PrecisionType.Half}[precision]
+            config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=1, min_subgraph_size=3,
+                                          precision_mode=mode, use_static=False, use_calib_mode=False)
+            if trt_shapes:
+                config.set_trt_dynamic_shape_info(*trt_shapes)
+    elif device == "cpu":
+        config.disable_gpu()
+        if cpu_threads:
+            config.set_cpu_math_library_num_threads(int(cpu_threads))
+        if mkldnn:
+            config.enable_mkldnn()
+        else:
+            config.disable_mkldnn()
+    else:
+        raise ConfigError(f"device must be 'cpu' or 'gpu', got {device!r}")
+    config.disable_glog_info()
+    return config
+
+
+class InferenceEngine:
+    """The three exported graphs of ``model_dir`` as Paddle Inference predictors.
+
+    Keyword arguments go to ``predictor_config`` (device, cpu_threads, mkldnn, tensorrt,
+    precision, gpu_id, gpu_memory_mb). ``info``: the export's ``export_info.json``.
+    """
+
+    training = False  # what score_matrix reads of a model
+
+    def __init__(self, model_dir, **options):
+        self.model_dir = model_dir
+        self.info = read_export_info(model_dir)
+        self.limits = self.info["limits"]
+        self._predictors = {}
+        for graph in self.info["graphs"]:
+            path = os.path.join(model_dir, graph)
+            config = predictor_config(path + ".json", path + ".pdiparams", trt_shapes=self._trt_shapes(graph),
+                                      **options)
+            self._predictors[graph] = paddle.inference.create_predictor(config)
+
+    def eval(self):
+        return self
+
+    def train(self, mode=True):
+        return self
+
+    def _trt_shapes(self, graph):
+        """(min, max, opt) shapes of a graph's inputs up to the export's limits, for TensorRT:
+        up to MAX_TEXTS captions and MAX_VIDEOS videos per call, MAX_PAIRS pairs per pass."""
+        cfg, lim = self.info["backbone"], self.limits
+        t, v, a = lim["max_seq_length"], lim["max_region_num"], lim["max_action_num"]
+        h, hv, hb = cfg["hidden_size"], cfg["v_hidden_size"], cfg["bi_hidden_size"]
+        # name: (most rows, the shape after the rows with its sequence length at its longest)
+        # The sequence dimension is the first after the rows (action_queries: the second).
+        if graph == "text_encoder":
+            inputs = {name: (MAX_TEXTS, [t]) for name in TEXT_INPUTS}
+        elif graph == "video_encoder":
+            inputs = {"image_feat": (MAX_VIDEOS, [v, cfg["v_feature_size"]]), "image_loc": (MAX_VIDEOS, [v, 5]),
+                      "image_mask": (MAX_VIDEOS, [v]), "action_feat": (MAX_VIDEOS, [a, cfg["a_feature_size"]]),
+                      "action_mask": (MAX_VIDEOS, [a])}
+        else:
+            inputs = {"text_hidden": (MAX_TEXTS, [t, h]), "text_mask_f": (MAX_TEXTS, [t]),
+                      **{f"text_{x}": (MAX_TEXTS, [t, hb]) for x in "qkv"},
+                      "region": (MAX_VIDEOS, [v, hv]), "region_mask": (MAX_VIDEOS, [v]),
+                      **{f"region_{x}": (MAX_VIDEOS, [v, hb]) for x in "qkv"},
+                      "to_text_k": (MAX_VIDEOS, [a, hb]), "to_text_v": (MAX_VIDEOS, [a, hb]),
+                      "action_queries": (MAX_VIDEOS, [len(cfg["t_ent_attention_id"]), a, hb]),
+                      "pooled_action": (MAX_VIDEOS, [hb]), "text_index": (MAX_PAIRS, []),
+                      "video_index": (MAX_PAIRS, []), "text_positions": (t, []), "region_positions": (v, [])}
+        low, high, opt = {}, {}, {}
+        for name, (rows, dims) in inputs.items():
+            seq = 1 if name == "action_queries" else 0
+            low[name] = [1, *(1 if i == seq and name != "pooled_action" else d for i, d in enumerate(dims))]
+            high[name] = [rows, *dims]
+            opt[name] = [max(1, rows // 4), *dims]
+        return low, high, opt
+
+    def _run(self, graph, names, arrays):
+        """Feed ``arrays`` (in ``names`` order) to a graph; its outputs as NumPy arrays."""
+        predictor = self._predictors[graph]
+        for name, array in zip(names, arrays):
+            handle = predictor.get_input_handle(name)
+            array = np.ascontiguousarray(array)
+            handle.reshape(list(array.shape))
+            handle.copy_from_cpu(array)
+        predictor.run()
+        return [predictor.get_output_handle(n).copy_to_cpu() for n in predictor.get_output_names()]
+
+    def _check_length(self, what, length, key):
+        if length > self.limits[key]:
+            raise DataError(f"{what} has {length} positions, more than the exported model's {key}="
+                            f"{self.limits[key]} ({self.model_dir}/export_info.json)")
+
+    def encode_text(self, text_ids, token_type_ids=None, text_mask=None):
+        """int64 [B, T] each -> encoded captions: dict TEXT_FIELDS -> NumPy arrays [B, ...]."""
+        text_ids = _numpy(text_ids).astype(np.int64)
+        self._check_length("text_ids", text_ids.shape[1], "max_seq_length")
+        token_type_ids = np.zeros_like(text_ids) if token_type_ids is None else _numpy(token_type_ids)
+        text_mask = np.ones_like(text_ids) if text_mask is None else _numpy(text_mask)
+        arrays = (text_ids, token_type_ids.astype(np.int64), text_mask.astype(np.int64))
+        return dict(zip(TEXT_FIELDS, self._run("text_encoder", TEXT_INPUTS, arrays)))
+
+    def encode_video(self, image_feat, image_loc, image_mask=None, action_feat=None, action_mask=None):
+        """Video arrays [B, ...] -> encoded videos: dict VIDEO_FIELDS -> NumPy arrays [B, ...]."""
+        image_feat, action_feat = _numpy(image_feat).astype(np.float32), _numpy(action_feat).astype(np.float32)
+        self._check_length("image_feat", image_feat.shape[1], "max_region_num")
+        self._check_length("action_feat", action_feat.shape[1], "max_action_num")
+        image_mask = np.ones(image_feat.shape[:2], np.int64) if image_mask is None else _numpy(image_mask)
+        action_mask = np.ones(action_feat.shape[:2], np.int64) if action_mask is None else _numpy(action_mask)
+        arrays = (image_feat, _numpy(image_loc).astype(np.float32), image_mask.astype(np.int64), action_feat,
+                  action_mask.astype(np.int64))
+        return dict(zip(VIDEO_FIELDS, self._run("video_encoder", VIDEO_INPUTS, arrays)))
+
+    def match_logits(self, text, video, text_index, video_index):
+        """Matching logits float32 [P, 2] (a paddle Tensor, as ``backbone.match_logits``) of the
+        pairs (text_index[k], video_index[k]) of encoded captions and videos."""
+        text_index, video_index = _numpy(text_index).astype(np.int64), _numpy(video_index).astype(np.int64)
+        nominal_text, nominal_region = text["text_mask_f"].shape[1], video["region_mask"].shape[1]
+        action_len = video["action_queries"].shape[2]
+        # The padding cut of match_logits: the positions real in some pair of this pass.
+        text_keep = kept_length(paddle.to_tensor(text["text_mask_f"][np.unique(text_index)]))
+        region_keep = kept_length(paddle.to_tensor(video["region_mask"][np.unique(video_index)]))
+        arrays = [text[name][:, :text_keep] for name in TEXT_FIELDS]
+        arrays += [video[name][:, :region_keep] if name in REGION_FIELDS else video[name] for name in VIDEO_FIELDS]
+        arrays += [text_index, video_index, _positions(action_len, nominal_text, text_keep),
+                   _positions(action_len, nominal_region, region_keep)]
+        (logits,) = self._run("pair_scorer", (*TEXT_FIELDS, *VIDEO_FIELDS, *PAIR_INPUTS), arrays)
+        return paddle.to_tensor(logits)
+
+
+def engine_for_config(model_dir, cfg, **options):
+    """An InferenceEngine for ``model_dir``, checked against the config it will serve:
+    the same MODEL.backbone, and DATASET.test lengths within the export's limits."""
+    from ..modeling.export import check_export_matches
+
+    info = read_export_info(model_dir)
+    check_export_matches(info, dict(cfg.MODEL.get("backbone") or {}), model_dir)
+    test = (cfg.get("DATASET") or {}).get("test") or {}
+    for key, limit in info["limits"].items():
+        if key in test and int(test[key]) > int(limit):
+            raise ConfigError(f"DATASET.test.{key}={test[key]} is longer than --inference-dir {model_dir} was "
+                              f"exported for ({key}={limit}); export it again with this config")
+    return InferenceEngine(model_dir, **options)

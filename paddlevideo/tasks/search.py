@@ -1,0 +1,322 @@
+"""Text -> video search over a collection of videos (``tools/search.py``).
+
+The collection is an MSR-VTT-format features LMDB (every video in it) or a pretraining
+store (every clip), turned into the retrieval input of ``DATASET.test``'s settings. Each
+video is encoded once (``encode_video``: the per-video stage of ``score_matrix``) and the
+encodings can be kept in a cache file, so later queries over the same collection skip
+that stage. A query is tokenized as the test captions are, encoded once, and scored
+against every video by the matching head (``match_logits`` in passes of
+``pair_batch_size`` pairs), on the dygraph backbone or the exported predictors
+(``InferenceEngine``): the same scores as ``score_matrix``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+import numpy as np
+import paddle
+
+from ..loader.dataset.msrvtt_dataset import MSRVTTDataset
+from ..loader.store.lmdb_store import HEADER_KEY, PretrainStore, reader_env
+from ..modeling.export import VIDEO_FIELDS, flatten_video, video_from_fields
+from ..utils.errors import ConfigError, DataError
+from ..utils.logger import get_logger
+from .retrieval import DEFAULT_PAIR_BATCH_SIZE, TEXT_KEYS, VIDEO_KEYS, _score_caption_block, _stack
+
+CACHE_VERSION = 1
+# DATASET.test keys that shape a video's input (the rest name files or the captions).
+VIDEO_SETTINGS = ("max_region_num", "max_action_num", "global_region_from_all_boxes", "action_mask_all_ones",
+                  "vision_feature_dim", "action_feature_dim")
+
+
+# --------------------------------------------------------------------------- collections
+
+
+def _is_store(path):
+    """True for a pretraining store (shard-* directories, or one shard with its header)."""
+    if os.path.isdir(path) and any(name.startswith("shard-") for name in os.listdir(path)):
+        return True
+    with reader_env(path, what="--videos").begin() as txn:
+        return txn.get(HEADER_KEY) is not None
+
+
+class StoreCollection(MSRVTTDataset):
+    """Every clip of a pretraining store as a video to search (id = the clip id), built
+    into retrieval's video input exactly as the MSR-VTT test videos are."""
+
+    def _all_video_ids(self):
+        self._store = PretrainStore(self.features_path)
+        if len(self._store) == 0:
+            raise DataError(f"--videos {self.features_path}: the store holds no clips")
+        ids = [self._store.get(i).clip_id for i in range(len(self._store))]
+        self._index = {vid: i for i, vid in enumerate(ids)}
+        return ids
+
+    def read_record(self, video_id):
+        clip = self._store.get(self._index[video_id])
+        return {"features": np.asarray(clip.image_feature, np.float32), "boxes": np.asarray(clip.boxes, np.float32),
+                "action": np.asarray(clip.action_feature, np.float32), "image_h": float(clip.image_h),
+                "image_w": float(clip.image_w)}
+
+
+def open_collection(path, test_cfg):
+    """The videos at ``path`` with the input settings of ``test_cfg`` (DATASET.test)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataError(f"--videos {path}: not found")
+    settings = {k: v for k, v in dict(test_cfg or {}).items() if k in (*VIDEO_SETTINGS, "max_seq_length",
+                                                                       "vocab_file", "padding_index", "bert_model")}
+    try:
+        cls = StoreCollection if _is_store(path) else MSRVTTDataset
+        return cls(file_path=None, features_path=path, **settings)
+    except DataError as exc:
+        raise DataError(f"--videos {path}: cannot read the collection: {exc}") from None
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def read_queries_file(path):
+    """Queries of a text file, one per non-empty line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            queries = [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"--queries {path}: cannot read ({type(exc).__name__}: {exc})") from None
+    if not queries:
+        raise DataError(f"--queries {path}: no queries in the file")
+    return queries
+
+
+def encode_queries(collection, queries):
+    """Text input of each query, as the test captions are built: dict TEXT_KEYS -> int64 [Q, T].
+
+    An empty query is an error; one longer than ``max_seq_length`` - 2 word pieces is cut
+    to that many with a warning (the test captions are cut the same way)."""
+    tokenizer, length = collection.tokenizer, collection.max_seq_length
+    rows = []
+    for n, query in enumerate(queries, start=1):
+        if not query or not query.strip():
+            raise DataError(f"query {n} is empty")
+        pieces = tokenizer.encode(query)
+        if not pieces:
+            raise DataError(f"query {n} ({query!r}) has no word the vocabulary knows")
+        if len(pieces) > length - 2:
+            get_logger().warning("query %d has %d word pieces; keeping the first %d (max_seq_length=%d): %r",
+                                 n, len(pieces), length - 2, length, query)
+        rows.append(tokenizer.build_input_ids(pieces, length))
+    return {"text_ids": np.stack([r[0] for r in rows]), "text_mask": np.stack([r[1] for r in rows]),
+            "token_type_ids": np.stack([r[2] for r in rows])}
+
+
+class QueriesAgainst:
+    """Query text arrays (``encode_queries``) against a collection's videos, with the
+    dataset interface ``score_matrix`` reads (no ground truth)."""
+
+    def __init__(self, text, collection):
+        self.text, self.collection = text, collection
+        self.num_queries, self.num_videos = len(text["text_ids"]), collection.num_videos
+        self.video_ids = collection.video_ids
+
+    def query(self, i):
+        return {k: v[i] for k, v in self.text.items()}
+
+    def video(self, j):
+        return self.collection.video(j)
+
+
+# --------------------------------------------------------------------------- engines
+
+
+class DygraphEngine:
+    """The dygraph backbone with the encoded-video conversions the search's cache needs."""
+
+    kind = "dygraph"
+
+    def __init__(self, backbone):
+        self.backbone = backbone.eval()
+
+    def encode_text(self, **text):
+        return self.backbone.encode_text(**text)
+
+    def encode_video_arrays(self, **video):
+        """Video input tensors [B, ...] -> dict VIDEO_FIELDS -> NumPy arrays [B, ...]."""
+        encoded = flatten_video(self.backbone.encode_video(**video))
+        return {name: t.numpy() for name, t in zip(VIDEO_FIELDS, encoded)}
+
+    def video_from_arrays(self, arrays):
+        return video_from_fields([paddle.to_tensor(arrays[name]) for name in VIDEO_FIELDS])
+
+    def match_logits(self, *args):
+        return self.backbone.match_logits(*args)
+
+
+class ExportedEngine:
+    """``InferenceEngine`` with the same interface as DygraphEngine."""
+
+    kind = "exported"
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def encode_text(self, **text):
+        return self.engine.encode_text(**text)
+
+    def encode_video_arrays(self, **video):
+        return self.engine.encode_video(**video)
+
+    def video_from_arrays(self, arrays):
+        return arrays
+
+    def match_logits(self, *args):
+        return self.engine.match_logits(*args)
+
+
+# --------------------------------------------------------------------------- video encodings
+
+
+def collection_fingerprint(collection, model_key):
+    """What cached encodings depend on: the model, the video input settings and the LMDB
+    data files of the collection (path, size, modification time)."""
+    root = collection.features_path
+    if os.path.isdir(root):
+        paths = sorted(os.path.join(d, n) for d, _, names in os.walk(root) for n in names if n == "data.mdb")
+    else:
+        paths = [root]
+    files = [(os.path.realpath(p), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]
+    settings = {k: getattr(collection, k, None) for k in VIDEO_SETTINGS}
+    blob = json.dumps({"model": model_key, "settings": settings, "files": files}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def encode_collection(engine, collection, batch_size=64, progress=True):
+    """Every video of ``collection`` encoded: dict VIDEO_FIELDS -> NumPy arrays [V, ...]."""
+    from tqdm import tqdm
+
+    parts = []
+    with paddle.no_grad(), tqdm(total=collection.num_videos, unit="video", desc="encoding videos",
+                                disable=not progress, dynamic_ncols=True) as bar:
+        for start in range(0, collection.num_videos, batch_size):
+            records = [collection.video(j) for j in range(start, min(start + batch_size, collection.num_videos))]
+            parts.append(engine.encode_video_arrays(**_stack(records, VIDEO_KEYS)))
+            bar.update(len(records))
+    return {name: np.concatenate([p[name] for p in parts]) for name in VIDEO_FIELDS}
+
+
+def load_cache(path, fingerprint, video_ids):
+    """Cached encodings at ``path`` if they were made for ``fingerprint``, else None."""
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["__meta__"]))
+            if meta.get("version") != CACHE_VERSION or meta.get("fingerprint") != fingerprint:
+                get_logger().info("video cache %s was made for another model or collection: encoding again", path)
+                return None
+            arrays = {name: data[name] for name in VIDEO_FIELDS}
+    except (OSError, ValueError, KeyError) as exc:
+        get_logger().warning("video cache %s unreadable (%s): encoding again", path, exc)
+        return None
+    if list(meta.get("video_ids", [])) != list(video_ids) or len(arrays["region"]) != len(video_ids):
+        return None
+    return arrays
+
+
+def save_cache(path, fingerprint, video_ids, arrays):
+    """Write the encodings atomically (a temporary file renamed into place)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    meta = json.dumps({"version": CACHE_VERSION, "fingerprint": fingerprint, "video_ids": list(video_ids)})
+    tmp = f"{path}.tmp{os.getpid()}.npz"
+    np.savez(tmp, __meta__=np.array(meta), **arrays)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _rows(arrays, index):
+    return {name: a[index] for name, a in arrays.items()}
+
+
+def score_queries(engine, text, videos, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE, progress=True, candidates=None,
+                  text_batch_size=16):
+    """Scores of every query against the encoded videos: float32 [Q, V].
+
+    text: dict TEXT_KEYS -> int64 [Q, T]; videos: dict VIDEO_FIELDS -> arrays [V, ...].
+    candidates: None (every video), or per query the video indices to score (int [N]);
+    the other videos get -inf. Passes hold at most ``pair_batch_size`` pairs, as in
+    ``score_matrix`` (several queries share a pass when the videos are few).
+    """
+    from tqdm import tqdm
+
+    num_queries, num_videos = len(text["text_ids"]), len(videos["region"])
+    scores = np.full((num_queries, num_videos), -np.inf, dtype=np.float32)
+    chunk = max(1, min(num_videos, int(pair_batch_size)))
+    pairs = num_queries * num_videos if candidates is None else sum(len(c) for c in candidates)
+
+    def chunks(index):
+        return [(engine.video_from_arrays(_rows(videos, index[s : s + chunk])), len(index[s : s + chunk]))
+                for s in range(0, len(index), chunk)]
+
+    with paddle.no_grad(), tqdm(total=pairs, unit="pair", unit_scale=True, desc="scoring",
+                                disable=not progress, dynamic_ncols=True) as bar:
+        every = chunks(np.arange(num_videos)) if candidates is None else None
+        block = int(text_batch_size) if candidates is None else 1
+        for start in range(0, num_queries, block):
+            rows = slice(start, min(start + block, num_queries))
+            prefix = engine.encode_text(**{k: paddle.to_tensor(text[k][rows]) for k in TEXT_KEYS})
+            n = rows.stop - rows.start
+            if candidates is None:
+                scores[rows] = _score_caption_block(engine, prefix, n, every, max(1, int(pair_batch_size) // chunk),
+                                                    bar)
+            else:
+                picked = np.asarray(candidates[start], dtype=np.int64)
+                scores[start, picked] = _score_caption_block(engine, prefix, 1, chunks(picked), 1, bar)[0]
+    return scores
+
+
+def ranked(scores, video_ids, top):
+    """The ``top`` best videos of each query: list (per query) of [(rank, video id, score)]."""
+    out = []
+    for row in scores:
+        order = np.argsort(-row, kind="stable")[:top]
+        out.append([(r + 1, video_ids[j], float(row[j])) for r, j in enumerate(order)])
+    return out
+
+
+def search(engine, collection, queries, top=10, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE, cache=None, model_key="",
+           progress=True, video_batch_size=64):
+    """Rank the collection's videos for each query.
+
+    Returns (results: list per query of [(rank, video id, score)], timings dict in seconds:
+    ``encode_videos`` (0 when read from the cache), ``load_cache``, ``score``).
+    """
+    timings = {}
+    start = time.perf_counter()
+    fingerprint = collection_fingerprint(collection, model_key) if cache else None
+    videos = load_cache(cache, fingerprint, collection.video_ids)
+    timings["load_cache"] = time.perf_counter() - start
+    if videos is None:
+        start = time.perf_counter()
+        videos = encode_collection(engine, collection, video_batch_size, progress)
+        timings["encode_videos"] = time.perf_counter() - start
+        if cache:
+            save_cache(cache, fingerprint, collection.video_ids, videos)
+    else:
+        timings["encode_videos"] = 0.0
+        get_logger().info("video encodings of %d videos read from %s", len(collection.video_ids), cache)
+    text = encode_queries(collection, queries)
+    start = time.perf_counter()
+    scores = score_queries(engine, text, videos, pair_batch_size, progress)
+    timings["score"] = time.perf_counter() - start
+    return ranked(scores, collection.video_ids, min(top, collection.num_videos)), timings
+
+
+def check_top(top):
+    if int(top) < 1:
+        raise ConfigError(f"--top must be at least 1, got {top}")
+    return int(top)

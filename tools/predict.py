@@ -1,0 +1,120 @@
+"""Score captions against videos with an exported ActBERT on Paddle Inference.
+
+    python tools/export_model.py -c configs/multimodal/actbert/actbert_msrvtt.yaml -p ActBERT.pdparams -o inference/
+    python tools/predict.py -c configs/multimodal/actbert/actbert_msrvtt.yaml --inference-dir inference/
+    python tools/predict.py -c CONFIG --inference-dir inference/ --caption "a man slices a tomato" \
+        --videos msrvtt_test.lmdb
+
+Without ``--caption`` it scores every caption of ``DATASET.test`` against its videos (as
+``main.py --test``, with the exported graphs) and prints the retrieval metrics; with
+``--caption`` (repeatable) those captions against every video of ``--videos`` (default:
+``DATASET.test.features_path``). The score of a pair is the matching logit difference.
+Writes the score matrix [captions, videos] to ``--output`` (.npy).
+
+Devices: CPU (``--enable_mkldnn`` oneDNN on/off, ``--cpu_threads``) or a GPU
+(``--use_gpu``; ``--use_tensorrt`` with ``--precision fp32|fp16``; needs paddlepaddle-gpu).
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _bool(text):
+    value = str(text).strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value in ("true", "1", "yes")
+
+
+def add_engine_args(p):
+    """Predictor options shared with tools/search.py."""
+    p.add_argument("--use_gpu", type=_bool, default=False, help="run on GPU 0 (default false)")
+    p.add_argument("--gpu_id", type=int, default=0, help="GPU to use with --use_gpu true")
+    p.add_argument("--use_tensorrt", type=_bool, default=False, help="TensorRT on GPU (default false)")
+    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="TensorRT precision")
+    p.add_argument("--enable_mkldnn", type=_bool, default=False,
+                   help="oneDNN on CPU (default false, as PaddleVideo; measured slower here, see README)")
+    p.add_argument("--cpu_threads", type=int, default=None, help="CPU math threads (default: Paddle's)")
+
+
+def engine_options(args):
+    if args.use_gpu:
+        return {"device": "gpu", "gpu_id": args.gpu_id, "tensorrt": args.use_tensorrt, "precision": args.precision}
+    return {"device": "cpu", "mkldnn": args.enable_mkldnn, "cpu_threads": args.cpu_threads}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-c", "--config", required=True, help="YAML config the model was exported with")
+    p.add_argument("--inference-dir", "--inference_dir", dest="inference_dir", required=True,
+                   help="directory written by tools/export_model.py")
+    p.add_argument("--override", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a config value")
+    p.add_argument("--caption", action="append", default=[], help="a caption to score (repeatable)")
+    p.add_argument("--videos", help="videos for --caption: MSR-VTT features LMDB or store (default: DATASET.test's)")
+    p.add_argument("--pair_batch_size", type=int, default=None, help="pairs per scoring pass "
+                   "(default DATASET.test_pair_batch_size or 256)")
+    p.add_argument("--output", default=None, help="score matrix .npy (default <output_dir>/predict_scores.npy)")
+    add_engine_args(p)
+    return p.parse_args(argv)
+
+
+def run(args):
+    import numpy as np
+
+    from paddlevideo.loader.builder import build_dataset
+    from paddlevideo.tasks.inference import engine_for_config
+    from paddlevideo.tasks.retrieval import DEFAULT_PAIR_BATCH_SIZE, score_matrix
+    from paddlevideo.tasks.search import QueriesAgainst, encode_queries, open_collection
+    from paddlevideo.utils.config import get_config
+    from paddlevideo.utils.errors import ConfigError
+
+    cfg = get_config(args.config, args.override)
+    test_cfg = (cfg.get("DATASET") or {}).get("test")
+    if not test_cfg:
+        raise ConfigError(f"{args.config} has no DATASET.test (the vocabulary and input lengths)")
+    engine = engine_for_config(args.inference_dir, cfg, **engine_options(args))
+    pair_batch = args.pair_batch_size or int(cfg.DATASET.get("test_pair_batch_size", DEFAULT_PAIR_BATCH_SIZE))
+    if args.caption:
+        videos = open_collection(args.videos or test_cfg["features_path"], test_cfg)
+        text = encode_queries(videos, args.caption)
+        dataset = QueriesAgainst(text, videos)
+    else:
+        dataset = build_dataset(test_cfg, None, where="DATASET.test")
+    start = time.perf_counter()
+    scores = score_matrix(engine, dataset, pair_batch_size=pair_batch, text_batch_size=16)
+    elapsed = time.perf_counter() - start
+    print(f"scored {scores.shape[0]} captions x {scores.shape[1]} videos in {elapsed:.2f} s "
+          f"({scores.size / max(elapsed, 1e-9):.1f} pairs/s, exported model, {engine_options(args)['device']})")
+    output = args.output or os.path.join(cfg.get("output_dir") or "output", "predict_scores.npy")
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    np.save(output, scores)
+    captions = args.caption or list(dataset.captions)
+    for i, caption in enumerate(captions[:10]):
+        best = int(np.argmax(scores[i]))
+        print(f"{caption!r}: best video {dataset.video_ids[best]} (score {scores[i, best]:.4f})")
+    if not args.caption:
+        from paddlevideo.metrics.retrieval import format_table, retrieval_metrics
+
+        print(format_table(retrieval_metrics(scores, dataset.query_video_index)))
+    print(f"scores written to {output}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import paddlevideo  # noqa: F401  (fills the registries)
+    from paddlevideo.utils.errors import ActBertError
+
+    try:
+        run(args)
+    except ActBertError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Text -> video search: rank the videos of a collection for a text query.
+
+    python tools/search.py -c configs/multimodal/actbert/actbert_msrvtt.yaml -w ActBERT.pdparams \\
+        --videos data/msrvtt/msrvtt_test.lmdb --query "a man slices a tomato" --top 10
+    python tools/search.py -c CONFIG --inference-dir inference/ --videos STORE --queries queries.txt \\
+        --cache output/videos.npz
+
+``--videos``: an MSR-VTT-format features LMDB (every video in it) or a pretraining store
+(every clip). Videos are built into the model's input with ``DATASET.test``'s settings
+(lengths, vocabulary, test-time quirks), as ``main.py --test`` builds them. Runs the
+dygraph model (``-w``, a full checkpoint) or the exported one (``--inference-dir``, from
+``tools/export_model.py``; predictor options as ``tools/predict.py``).
+
+Every video is encoded once per run; ``--cache FILE`` keeps those encodings, so the next
+run over the same collection and model skips that stage. Each query is then scored
+against every video by the matching head (exhaustive; the same scores as ``main.py
+--test``). Prints a ranked table per query and writes them as JSON (``--json``).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tools.predict import add_engine_args, engine_options  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-c", "--config", required=True, help="YAML config (MODEL; DATASET.test's vocabulary and lengths)")
+    p.add_argument("-w", "--weights", help="full-model checkpoint (dygraph)")
+    p.add_argument("--inference-dir", "--inference_dir", dest="inference_dir",
+                   help="exported model (tools/export_model.py) instead of -w")
+    p.add_argument("--videos", required=True, help="MSR-VTT features LMDB or pretraining store to search")
+    p.add_argument("--query", action="append", default=[], help="a text query (repeatable)")
+    p.add_argument("--queries", help="a text file of queries, one per line")
+    p.add_argument("--top", type=int, default=10, help="videos listed per query (default 10)")
+    p.add_argument("--cache", help="file of the videos' encodings: read when it fits, else written")
+    p.add_argument("--json", dest="json_path", help="results JSON (default <output_dir>/search_results.json)")
+    p.add_argument("--pair_batch_size", type=int, default=None, help="pairs per matching pass")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.add_argument("--override", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a config value")
+    add_engine_args(p)
+    return p.parse_args(argv)
+
+
+def build_engine(args, cfg):
+    """(engine, model key for the cache) of -w or --inference-dir."""
+    from paddlevideo.utils.errors import ConfigError
+
+    if bool(args.weights) == bool(args.inference_dir):
+        raise ConfigError("give the model either as -w WEIGHTS (dygraph) or as --inference-dir DIR (exported)")
+    if args.inference_dir:
+        from paddlevideo.tasks.inference import engine_for_config
+        from paddlevideo.tasks.search import ExportedEngine
+
+        engine = engine_for_config(args.inference_dir, cfg, **engine_options(args))
+        return ExportedEngine(engine), "exported:" + str(engine.info.get("weights_sha256"))
+    from paddlevideo.modeling.export import file_digest
+    from paddlevideo.tasks.search import DygraphEngine
+    from paddlevideo.tasks.test import build_test_model, check_weights_file
+
+    if args.use_gpu:
+        import paddle
+
+        paddle.set_device(f"gpu:{args.gpu_id}")
+    check_weights_file(args.weights, flag="-w", task="search")
+    model = build_test_model(cfg.MODEL, args.weights)
+    return DygraphEngine(model.backbone), "dygraph:" + file_digest(args.weights)
+
+
+def print_results(queries, results):
+    for query, rows in zip(queries, results):
+        print(f"\nquery: {query}")
+        width = max(len("video id"), *(len(str(vid)) for _, vid, _ in rows))
+        print(f"{'rank':>4}  {'video id':<{width}}  {'score':>9}")
+        for rank, vid, score in rows:
+            print(f"{rank:>4}  {vid:<{width}}  {score:>9.4f}")
+
+
+def run(args):
+    from paddlevideo.tasks.retrieval import DEFAULT_PAIR_BATCH_SIZE
+    from paddlevideo.tasks.search import check_top, open_collection, read_queries_file, search
+    from paddlevideo.utils.config import get_config
+    from paddlevideo.utils.errors import ConfigError, DataError
+
+    cfg = get_config(args.config, args.override)
+    test_cfg = (cfg.get("DATASET") or {}).get("test")
+    if not test_cfg:
+        raise ConfigError(f"{args.config} has no DATASET.test (the vocabulary and input lengths of the videos)")
+    top = check_top(args.top)
+    queries = list(args.query) + (read_queries_file(args.queries) if args.queries else [])
+    if not queries:
+        raise DataError("no query: give --query TEXT or --queries FILE")
+    engine, model_key = build_engine(args, cfg)
+    collection = open_collection(args.videos, test_cfg)
+    pair_batch = args.pair_batch_size or int(cfg.DATASET.get("test_pair_batch_size", DEFAULT_PAIR_BATCH_SIZE))
+    start = time.perf_counter()
+    results, timings = search(engine, collection, queries, top=top, pair_batch_size=pair_batch, cache=args.cache,
+                              model_key=model_key, progress=args.progress)
+    total = time.perf_counter() - start
+    print_results(queries, results)
+    cached = " (read from the cache)" if timings["encode_videos"] == 0 else ""
+    print(f"\n{len(queries)} quer{'y' if len(queries) == 1 else 'ies'} x {collection.num_videos} videos on the "
+          f"{engine.kind} model in {total:.2f} s: videos encoded in {timings['encode_videos']:.2f} s{cached}, "
+          f"scored in {timings['score']:.2f} s")
+    out = args.json_path or os.path.join(cfg.get("output_dir") or "output", "search_results.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    payload = {
+        "videos": args.videos, "num_videos": collection.num_videos, "model": engine.kind,
+        "timings_s": {**timings, "total": total},
+        "queries": [{"query": q, "results": [{"rank": r, "video_id": v, "score": s} for r, v, s in rows]}
+                    for q, rows in zip(queries, results)],
+    }
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=1)
+    print(f"results written to {out}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import paddlevideo  # noqa: F401  (fills the registries)
+    from paddlevideo.utils.errors import ActBertError
+
+    try:
+        run(args)
+    except ActBertError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
