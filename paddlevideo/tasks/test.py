@@ -41,8 +41,9 @@ def check_weights_file(weights):
 
     if not weights:
         raise WeightsError("--test needs the checkpoint to evaluate: pass it with -w/--weights")
-    if not os.path.isfile(weights):
-        raise WeightsError(f"-w {weights}: file not found")
+    from ..utils.checkpoint import check_file
+
+    check_file(weights, "-w")
     kind = describe_checkpoint(weights)
     if kind != "full":
         what = _KIND_HINTS.get(kind, kind)
