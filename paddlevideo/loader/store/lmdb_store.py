@@ -83,17 +83,40 @@ def _open_env(path, write=False, map_size=None, what=None):
 
     A reader opens a directory holding ``data.mdb`` or a single LMDB file; ``what`` names the
     setting the path came from in its errors (e.g. "features_path (the MSR-VTT LMDB)")."""
-    if write:
-        release_readers(path)
-        return lmdb.open(str(path), map_size=map_size, subdir=True, meminit=False, max_dbs=0)
     named = f"{what} '{path}'" if what else str(path)
-    if not os.path.exists(path):
-        raise DataError(f"{named}: not found")
     try:
-        return lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False,
-                         subdir=os.path.isdir(path))
+        if write:
+            release_readers(path)
+            env = lmdb.open(str(path), map_size=map_size, subdir=True, meminit=False, max_dbs=0)
+        else:
+            if not os.path.exists(path):
+                raise DataError(f"{named}: not found")
+            env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False,
+                            subdir=os.path.isdir(path))
     except lmdb.Error as exc:
         raise DataError(f"{named}: cannot open as LMDB ({exc})") from None
+    try:
+        check_complete_file(env, path, what)
+    except DataError:
+        env.close()
+        raise
+    return env
+
+
+def check_complete_file(env, path, what=None):
+    """DataError unless the LMDB file of ``env`` holds every page its meta page says is in use.
+
+    A truncated copy (an interrupted download or ``cp``, a full disk) still opens, but
+    reading a page past the end of the mapped file kills the process with SIGBUS; this
+    compares the file size with the meta page's last page before any page is read.
+    """
+    data = os.path.join(path, "data.mdb") if os.path.isdir(path) else str(path)
+    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    size = os.path.getsize(data)
+    if size < needed:
+        named = f"{what} '{data}'" if what else data
+        raise DataError(f"{named}: truncated LMDB file ({size} bytes, its meta page counts {needed} bytes of "
+                        f"pages in use); copy it again or re-run the conversion")
 
 
 # py-lmdb allows one handle per environment and process, and a handle must not be used
@@ -168,9 +191,12 @@ def trim_mappings():
 
 def read_header(env, path):
     """The checked header of one shard (dict); DataError names the file and key."""
-    with env.begin() as txn:
-        raw = txn.get(HEADER_KEY)
     where = f"{path}: record {HEADER_KEY.decode()}"
+    try:
+        with env.begin() as txn:
+            raw = txn.get(HEADER_KEY)
+    except lmdb.Error as exc:
+        raise DataError(f"{where}: unreadable LMDB page ({exc}); the shard is corrupt") from None
     if raw is None:
         raise DataError(f"{where}: missing; not an ActBERT pretraining store (PaddleVideo's .npy is read directly)")
     try:
@@ -247,11 +273,14 @@ class PretrainStore:
             trim_mappings()
         shard, key = self.locate(index)
         where = f"{self.paths[shard]}: record {key.decode()}"
-        with self._env(shard).begin(buffers=True) as txn:
-            buf = txn.get(key)
-            if buf is None:
-                raise DataError(f"{where}: missing, although the header counts {self.counts[shard]} clips")
-            return decode(buf, where), where
+        try:
+            with self._env(shard).begin(buffers=True) as txn:
+                buf = txn.get(key)
+                if buf is None:
+                    raise DataError(f"{where}: missing, although the header counts {self.counts[shard]} clips")
+                return decode(buf, where), where
+        except lmdb.Error as exc:
+            raise DataError(f"{where}: unreadable LMDB page ({exc}); the shard is corrupt") from None
 
     def get(self, index):
         """The checked Clip at global ``index`` (features float16, targets top-k sparse)."""
