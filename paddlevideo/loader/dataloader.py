@@ -376,7 +376,7 @@ class BatchLoader:
                 conn.send(None)
             except (BrokenPipeError, OSError):
                 pass
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 1.0
         for process in workers:
             process.join(timeout=max(deadline - time.monotonic(), 0))
             if process.is_alive():

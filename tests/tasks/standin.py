@@ -83,7 +83,7 @@ class TinyFaultyDataset(TinyNoisyDataset):
     (bad input), 'bug' a KeyError, 'kill' kills the process that builds it (SIGKILL), 'hang'
     sleeps for an hour (a hung read). Item 0 is always good, as the start-up check reads it."""
 
-    def __init__(self, num_samples=32, fail_at=5, fault="data"):
+    def __init__(self, num_samples=32, fail_at=5, fault="data"):  # fault "none": no fault
         super().__init__(num_samples)
         self.fail_at, self.fault = fail_at, fault
 
