@@ -193,14 +193,22 @@ def to_tensors(batch):
     return batch
 
 
+def _receive(conn):
+    """(number, LoaderFailure or (pickle, [array data])) of the next message of a worker."""
+    number, payload, count = conn.recv()
+    if isinstance(payload, LoaderFailure):
+        return number, payload
+    return number, (payload, [conn.recv_bytes() for _ in range(count)])
+
+
 def _worker_loop(dataset, tasks, results, init_fn, worker_id):
-    """A worker process: read (number, indices) tasks, answer (number, pickled batch or failure)."""
+    """A worker process: read (number, indices) tasks, answer with the batch or its failure."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     try:
         if init_fn is not None:
             init_fn(worker_id)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the main process
-        results.send((None, LoaderFailure(exc, f"worker {worker_id} start-up")))
+        results.send((None, LoaderFailure(exc, f"worker {worker_id} start-up"), 0))
         return
     while True:
         try:
@@ -211,11 +219,16 @@ def _worker_loop(dataset, tasks, results, init_fn, worker_id):
             return
         number, indices = task
         try:
-            payload = pickle.dumps(collate_batch(dataset, indices), protocol=pickle.HIGHEST_PROTOCOL)
-        except BaseException as exc:  # noqa: BLE001
-            payload = LoaderFailure(exc, f"worker {worker_id}, samples {list(indices)}")
-        try:
-            results.send((number, payload))
+            # The batch goes as a pickle whose array data follow as separate messages: no copies.
+            buffers = []
+            try:
+                meta = pickle.dumps(collate_batch(dataset, indices), protocol=5, buffer_callback=buffers.append)
+            except BaseException as exc:  # noqa: BLE001
+                results.send((number, LoaderFailure(exc, f"worker {worker_id}, samples {list(indices)}"), 0))
+                continue
+            results.send((number, meta, len(buffers)))
+            for buffer in buffers:
+                results.send_bytes(buffer.raw())
         except (BrokenPipeError, OSError):
             return
 
@@ -345,7 +358,7 @@ class BatchLoader:
                 live = multiprocessing.connection.wait(result_ends, timeout=POLL_SECONDS)
                 for conn in live:
                     try:
-                        number, payload = conn.recv()
+                        number, payload = _receive(conn)
                     except (EOFError, OSError):
                         self._raise_dead(workers)
                     if isinstance(payload, LoaderFailure):
@@ -354,7 +367,8 @@ class BatchLoader:
                 if not live:
                     self._raise_dead(workers, only_if_dead=True)
                     self._stalled(since, f"{self.num_workers} worker(s)")
-            batch = pickle.loads(ready.pop(received))
+            meta, buffers = ready.pop(received)
+            batch = pickle.loads(meta, buffers=buffers)
             received += 1
             send_next()
             yield batch
