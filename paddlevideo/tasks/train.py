@@ -139,7 +139,9 @@ def preflight(cfg, run, weights=None, resume=None, validate=False, max_iters=Non
         ckpt.check_file(weights, "-w")
     if resume and run.resume_epoch:
         raise ConfigError(f"give either --resume or resume_epoch (it is {run.resume_epoch}), not both")
-    build_lr(cfg.OPTIMIZER.get("learning_rate"), 1, run.epochs)  # every rate checked before any work
+    # Every rate checked before any work: the schedule is built once with a placeholder length
+    # (the real one needs the data), long enough for any warm-up.
+    build_lr(cfg.OPTIMIZER.get("learning_rate"), 2**31, run.epochs)
     if get_rank() == 0:
         ckpt.check_writable(run.output_dir)
 

@@ -355,8 +355,11 @@ def test_stale_temporary_checkpoints_are_removed_at_the_next_save(tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted([path.name, live.name, other.name])
 
 
-def test_a_json_caption_file_of_the_right_shape_is_accepted(files, tmp_path):
-    """Control case: the fixtures' good files train (so the errors above are the faults')."""
+def test_good_files_train(files, tmp_path):
+    """Control case: the fixtures' good files train (so the errors above are the faults'), and the
+    early check of the schedule accepts a warm-up longer than the run's epochs."""
     captions = tmp_path / "ok.json"
     captions.write_text(json.dumps(json.loads((files["demo"] / "caption_train.json").read_text())[:5]))
-    assert main.main(train_args(files, "--max_iters", "1", captions=str(captions))) == 0
+    schedule = "OPTIMIZER.learning_rate={name: CosineDecay, learning_rate: 0.001, warmup_steps: 3}"
+    assert main.main(train_args(files, "--max_iters", "1", "-o", "epochs=1", "-o", schedule,
+                                captions=str(captions))) == 0
