@@ -7,7 +7,6 @@ processes, all started together when the module starts and awaited with a timeou
 their tests; the rest call ``main.main`` in this process.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import paddle
 import pytest
 import standin
 import yaml
+from test_batch_loader_faults import within
 
 import main
 from paddlevideo.loader.store.lmdb_store import record_key
@@ -355,11 +355,16 @@ def test_stale_temporary_checkpoints_are_removed_at_the_next_save(tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted([path.name, live.name, other.name])
 
 
-def test_good_files_train(files, tmp_path):
-    """Control case: the fixtures' good files train (so the errors above are the faults'), and the
-    early check of the schedule accepts a warm-up longer than the run's epochs."""
-    captions = tmp_path / "ok.json"
-    captions.write_text(json.dumps(json.loads((files["demo"] / "caption_train.json").read_text())[:5]))
+def test_skip_bad_records_trains_past_a_bad_record_and_counts_it(files, tmp_path):
+    """The other way out of a bad record: logged, skipped, counted at the epoch's end. Also the
+    control case (these files train), with a schedule whose warm-up is longer than the epoch count
+    (the early check of the schedule must accept it)."""
     schedule = "OPTIMIZER.learning_rate={name: CosineDecay, learning_rate: 0.001, warmup_steps: 3}"
-    assert main.main(train_args(files, "--max_iters", "1", "-o", "epochs=1", "-o", schedule,
-                                captions=str(captions))) == 0
+    with within(120):
+        status = main.main(train_args(files, "-o", "epochs=1", "-o", schedule, "-o", "DATASET.num_workers=1",
+                                      "-o", "DATASET.train.skip_bad_records=true", "-o", f"output_dir={tmp_path}",
+                                      npy=files["npy_width_9"]))
+    assert status == 0
+    log = (tmp_path / "train.log").read_text()
+    assert "skipping bad record (1 this epoch): " in log and "width_9.npy: item 9" in log, log
+    assert f"epoch 1: skipped 1 bad record(s) of {files['npy_width_9']} (keys logged above)" in log, log
