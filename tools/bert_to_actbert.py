@@ -83,7 +83,8 @@ def _read_torch(path):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types on foreign files
-        raise WeightsError(f"{path} is not a PyTorch state dict ({exc})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{path} is not a PyTorch state dict ({first})") from None
     return {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
 
 

@@ -27,9 +27,9 @@ Files written (formats of the PaddleVideo release, see data/README.md):
 - ``vocab.txt``: every caption word plus [PAD] [UNK] [CLS] [SEP] [MASK] (a tiny model);
 - ``demo_info.json``: the sizes a config needs (vocab_size, v_target_size, ...).
 
-Every clip has exactly ``max_action_num`` (5) action segments: the MSR-VTT test input
-gives padded action slots mask 1 (the reference's quirk), so full clips keep training
-and test inputs alike.
+Counts vary as in the released features: 1-5 action segments per clip (padded slots
+are zero features, as the pipelines pad them), 2-8 boxes, and now and then a crowded
+scene of up to 36 (cut to the config's region slots).
 """
 
 import argparse
@@ -74,8 +74,8 @@ def demo_vocab():
 class World:
     """Class prototypes and the sampling of clips; all randomness from one Generator."""
 
-    def __init__(self, rng, feature_dim, noise, background=(0, 2)):
-        self.rng, self.noise, self.background = rng, noise, background
+    def __init__(self, rng, feature_dim, noise, background=(0, 2), crowded=0.1):
+        self.rng, self.noise, self.background, self.crowded = rng, noise, background, crowded
         self.classes = OBJECTS + BACKGROUND  # region class ids: objects first
         # Unit-scale random prototypes: in 64+ dimensions they are nearly orthogonal.
         self.region_proto = rng.normal(size=(len(self.classes), feature_dim)).astype(np.float32)
@@ -117,11 +117,14 @@ class World:
         """Box classes (int [n]), features [n, D], targets [n, C] of one clip.
 
         The two named objects fill 1-3 boxes each, background things 0-2 (more of them
-        dilute the global region, the mean of all boxes); order shuffled.
+        dilute the global region, the mean of all boxes), or in a crowded scene (share
+        ``crowded``) as many as make 36 boxes; order shuffled.
         """
         _, a, b = combo
         labels = [a] * int(self.rng.integers(1, 4)) + [b] * int(self.rng.integers(1, 4))
         n_background = int(self.rng.integers(self.background[0], self.background[1] + 1))
+        if self.rng.random() < self.crowded:
+            n_background = 36 - len(labels)
         labels += list(len(OBJECTS) + self.rng.integers(len(BACKGROUND), size=n_background))
         labels = np.array(labels)[self.rng.permutation(len(labels))]
         feats = self.region_proto[labels] + self.noise * self.rng.normal(size=(len(labels), self.region_proto.shape[1]))
@@ -135,10 +138,10 @@ class World:
         return labels, feats.astype(np.float32), target
 
     def actions(self, combo):
-        """Action features [5, D] (the clip's action + noise) and targets int64 [5]."""
-        act = combo[0]
-        feats = self.action_proto[act] + self.noise * self.rng.normal(size=(MAX_ACTIONS, self.action_proto.shape[1]))
-        return feats.astype(np.float32), np.full(MAX_ACTIONS, act, dtype=np.int64)
+        """Action features [n, D] (the clip's action + noise) and targets int64 [n], n in 1-5."""
+        act, n = combo[0], int(self.rng.integers(1, MAX_ACTIONS + 1))
+        feats = self.action_proto[act] + self.noise * self.rng.normal(size=(n, self.action_proto.shape[1]))
+        return feats.astype(np.float32), np.full(n, act, dtype=np.int64)
 
 
 def npy_item(world, combo, image_id, captions_per_clip):
@@ -147,7 +150,7 @@ def npy_item(world, combo, image_id, captions_per_clip):
     action_feat, action_target = world.actions(combo)
     captions = "!".join(world.captions(combo, captions_per_clip))
     return [feats, target, world.boxes(len(feats)), len(feats), IMAGE_H, IMAGE_W, image_id, captions,
-            action_feat, action_target, MAX_ACTIONS]
+            action_feat, action_target, len(action_feat)]
 
 
 def write_split(world, out, name, count, captions_per_clip, reserved):

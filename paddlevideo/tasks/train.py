@@ -360,8 +360,47 @@ def all_ranks_finite(value, world_size):
     return float(bad) == 0.0
 
 
+@dataclass
+class Skipped:
+    """A step that changed nothing: why, and whether it counts toward ``max_nonfinite_steps``."""
+
+    reason: str
+    counts: bool = True
+
+
+def nonfinite_gradient(net):
+    """The name of the first parameter whose gradient holds an inf or NaN, or None.
+
+    One pass over the gradients and one host sync: a parameter's gradient sum is finite exactly
+    when every entry is (an overflowing sum of huge entries is reported too, which is wanted).
+    Called after backward, when DataParallel has all-reduced the gradients: every rank sees the
+    same gradients and so decides the same.
+    """
+    named = [(name, p.grad) for name, p in net.named_parameters() if p.grad is not None]
+    if not named:
+        return None
+    finite = paddle.isfinite(paddle.stack([g.sum().astype("float32") for _, g in named]))
+    if bool(finite.all()):
+        return None
+    return named[int(paddle.nonzero(~finite)[0, 0])][0]
+
+
+def scaler_overflow(ctx):
+    """float16 only: unscale the gradients; the scaler's own inf/NaN check names the first
+    offending parameter, or None. Skipped steps count toward ``max_nonfinite_steps`` only once
+    the loss scale is down to 1: above it an overflow is the dynamic scaling's normal search."""
+    ctx.scaler.unscale_(ctx.optimizer)
+    if not bool(ctx.scaler._found_inf):
+        return None
+    scale = float(ctx.scaler._scale)
+    return Skipped(f"inf/NaN gradient in {nonfinite_gradient(ctx.net)} at loss scale {scale:g}", scale <= 1.0)
+
+
 def train_step(ctx, micro_batches):
-    """One optimiser step over ``micro_batches``; the mean loss parts, or None when skipped."""
+    """One optimiser step over ``micro_batches``: the mean loss parts, or ``Skipped``.
+
+    A step is skipped when the loss or, after backward (and all-reduce), a gradient is not
+    finite; weights, optimiser state and schedule are then left as they were."""
     totals, k = {}, len(micro_batches)
     for i, batch in enumerate(micro_batches):
         # Gradients are all-reduced only in the backward of the last micro-batch.
@@ -372,10 +411,21 @@ def train_step(ctx, micro_batches):
             values = {name: float(v) for name, v in losses.items()}
             if not all_ranks_finite(values["loss"], ctx.world_size):
                 ctx.optimizer.clear_grad()
-                return None
+                return Skipped("non-finite loss")
             ctx.scaler.scale(losses["loss"] / k).backward()
         for name, v in values.items():
             totals[name] = totals.get(name, 0.0) + v / k
+    if ctx.plan.use_scaler:
+        skipped = scaler_overflow(ctx)
+    else:
+        bad = nonfinite_gradient(ctx.net)
+        skipped = Skipped(f"inf/NaN gradient in {bad}") if bad else None
+    if skipped:
+        if ctx.plan.use_scaler:  # lowers the loss scale; the optimiser skips the found inf itself
+            ctx.scaler.step(ctx.optimizer)
+            ctx.scaler.update()
+        ctx.optimizer.clear_grad()
+        return skipped
     ctx.last_lr = ctx.optimizer.get_lr()  # the rate this step used, for the log line
     ctx.scaler.step(ctx.optimizer)
     ctx.scaler.update()
@@ -385,17 +435,21 @@ def train_step(ctx, micro_batches):
     return totals
 
 
-def note_nonfinite(ctx, state, skipped):
+def note_nonfinite(ctx, state, result):
     """Count consecutive skipped steps; stop with NonFiniteLossError after too many."""
-    if not skipped:
+    if not isinstance(result, Skipped):
         state.nonfinite_streak = 0
         return
+    if not result.counts:
+        get_logger().warning("epoch %d step %d: %s, step skipped", state.epoch, state.global_step + 1,
+                             result.reason)
+        return
     state.nonfinite_streak += 1
-    get_logger().warning("epoch %d step %d: non-finite loss, step skipped (%d in a row, limit %d)", state.epoch,
-                         state.global_step + 1, state.nonfinite_streak, ctx.run.max_nonfinite_steps)
+    get_logger().warning("epoch %d step %d: %s, step skipped (%d in a row, limit %d)", state.epoch,
+                         state.global_step + 1, result.reason, state.nonfinite_streak, ctx.run.max_nonfinite_steps)
     if state.nonfinite_streak >= ctx.run.max_nonfinite_steps:
         raise NonFiniteLossError(
-            f"loss was non-finite for {state.nonfinite_streak} steps in a row (max_nonfinite_steps) at epoch "
+            f"{result.reason}: non-finite for {state.nonfinite_streak} steps in a row (max_nonfinite_steps) at epoch "
             f"{state.epoch}, step {state.global_step + 1}; lower the learning rate or check the data. "
             f"The last checkpoint in {ctx.run.output_dir} is intact"
         )
@@ -494,8 +548,8 @@ def train_one_epoch(ctx, state):
         for batches, reader_time in micro_batch_groups(ctx.train_loader, ctx.run.grad_accum_steps):
             losses = train_step(ctx, batches)
             state.batch += len(batches)
-            note_nonfinite(ctx, state, losses is None)
-            if losses is not None:
+            note_nonfinite(ctx, state, losses)
+            if not isinstance(losses, Skipped):
                 batch_time, tic = time.perf_counter() - tic, time.perf_counter()
                 after_step(ctx, state, meter, bar, losses, batches, batch_time, reader_time)
             if out_of_iters(ctx, state):

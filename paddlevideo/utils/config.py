@@ -175,6 +175,16 @@ DATASET_KEYS = {
     "test": "test dataset component",
 }
 SECTIONS = ("MODEL", "DATASET", "PIPELINE", "OPTIMIZER", "METRIC")
+# Checks of the components a config names (their keys against the registered classes),
+# installed by the package once its registries are filled (``paddlevideo/__init__.py``):
+# utils imports nothing of the layers above it.
+_component_checks = []
+
+
+def add_component_check(check):
+    """Have ``validate_config`` also call ``check(cfg)`` (raising ConfigError on a bad key)."""
+    if check not in _component_checks:
+        _component_checks.append(check)
 
 
 def _check_keys(node, valid, where):
@@ -189,14 +199,13 @@ def validate_config(cfg):
     """Reject unknown top-level, DATASET and component keys (with a suggestion).
 
     Components are checked against the keyword arguments of the registered class
-    they name, so the registries must be filled (import ``paddlevideo``) first.
+    they name, by the checks the package installs when it fills the registries.
     """
     _check_keys(cfg, set(RUN_KEYS) | set(SECTIONS), "")
     if isinstance(cfg.get("DATASET"), dict):
         _check_keys(cfg.DATASET, DATASET_KEYS, "DATASET.")
-    from . import schema
-
-    schema.check_components(cfg)
+    for check in _component_checks:
+        check(cfg)
     return cfg
 
 

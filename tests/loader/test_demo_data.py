@@ -53,6 +53,14 @@ def test_npy_has_paddlevideo_11_fields_and_captions_name_the_classes(demo):
     assert len(pool) == 300 and pool[0] == caption
 
 
+def test_clips_vary_their_action_and_box_counts_as_released_clips_do(demo):
+    out, _, _ = demo
+    items = np.load(out / "actbert_train_data.npy", allow_pickle=True)
+    assert {int(item[10]) for item in items} == {1, 2, 3, 4, 5}
+    boxes = {int(item[3]) for item in items}
+    assert min(boxes) == 2 and 36 in boxes and len(boxes) > 6
+
+
 def test_generation_is_deterministic(tmp_path, demo):
     out, _, _ = demo
     assert main(["--out", str(tmp_path), "--seed", "7", "--num-train", "300", "--num-val", "30",
@@ -80,7 +88,10 @@ def test_test_set_reads_as_msrvtt_and_is_held_out(demo):
     for j in (0, 1):  # video1 is stored flattened
         v = ds.video(j)
         assert v["image_feat"].shape == (36, info["v_feature_size"]) and v["action_mask"].tolist() == [1] * 5
-        assert v["action_feat"].shape == (5, info["a_feature_size"]) and v["action_feat"].any(axis=1).all()
+        # 1-5 real actions first, then zero padding (its mask 1: the reference's test input).
+        real = v["action_feat"].any(axis=1)
+        assert v["action_feat"].shape == (5, info["a_feature_size"]) and real[0]
+        assert real.tolist() == sorted(real.tolist(), reverse=True)
     train_captions = {c for joined in json.loads((out / "caption_train.json").read_text()) for c in joined.split("!")}
     assert not set(ds.captions) & train_captions
 

@@ -7,6 +7,15 @@ import paddle
 
 from paddlevideo.modeling.backbones.actbert import BertForMultiModalPreTraining
 
+# MiniLM's text stream, every text layer before the first connection; other streams tiny.
+MINILM = {
+    "vocab_size": 30522, "hidden_size": 384, "num_attention_heads": 12, "intermediate_size": 1536,
+    "num_hidden_layers": 6, "t_ent_attention_id": [6, 6], "v_ent_attention_id": [0, 1],
+    "a_ent_attention_id": [0, 1], "a_hidden_size": 384, "a_num_attention_heads": 12, "a_intermediate_size": 64,
+    "v_hidden_size": 32, "v_num_attention_heads": 4, "v_intermediate_size": 32, "bi_hidden_size": 32,
+    "bi_num_attention_heads": 4, "v_feature_size": 8, "a_feature_size": 8, "v_target_size": 5, "a_target_size": 5,
+}
+
 INPUT_KEYS = ("text_ids", "action_feat", "image_feat", "image_loc", "token_type_ids", "text_mask", "image_mask",
               "action_mask")
 

@@ -359,3 +359,28 @@ def test_unknown_backbone_key_is_a_config_error():
 
     with pytest.raises(ConfigError, match="hiden_size.*did you mean 'hidden_size'"):
         build_from_cfg({"name": "BertForMultiModalPreTraining", "hiden_size": 8}, BACKBONES, where="MODEL.backbone")
+
+
+def test_layer_norm_drops_only_the_input_gradient_of_constant_rows():
+    from paddlevideo.modeling.backbones.actbert import LayerNorm
+
+    paddle.seed(0)
+    ours, plain = LayerNorm(6, epsilon=1e-12), paddle.nn.LayerNorm(6, epsilon=1e-12)
+    plain.set_state_dict(ours.state_dict())
+    rows = np.random.default_rng(0).normal(size=[2, 3, 6]).astype("float32")
+    rows[0, 1] = 0.0  # a padded slot
+    rows[1, 2] = 0.25  # constant, not zero
+    grads = {}
+    for name, layer in (("ours", ours), ("plain", plain)):
+        x = paddle.to_tensor(rows, stop_gradient=False)
+        y = layer(x)
+        (y * paddle.arange(6, dtype="float32")).sum().backward()
+        grads[name] = (y.numpy(), x.grad.numpy(), layer.weight.grad.numpy(), layer.bias.grad.numpy())
+    np.testing.assert_array_equal(grads["ours"][0], grads["plain"][0])  # the same forward
+    assert np.abs(grads["plain"][1][0, 1]).max() > 1e5  # the 1/sqrt(eps) gradient it stops
+    assert not grads["ours"][1][0, 1].any() and not grads["ours"][1][1, 2].any()
+    live = np.ones([2, 3], bool)
+    live[0, 1] = live[1, 2] = False
+    np.testing.assert_array_equal(grads["ours"][1][live], grads["plain"][1][live])
+    for i in (2, 3):
+        np.testing.assert_array_equal(grads["ours"][i], grads["plain"][i])

@@ -5,21 +5,12 @@ import sys
 import numpy as np
 import paddle
 import pytest
-from modeling_helpers import build, golden_config
+from modeling_helpers import MINILM, build, golden_config
 from safetensors.numpy import save_file
 
 from paddlevideo.modeling import load_backbone_weights
 from paddlevideo.utils.errors import WeightsError
 from tools import bert_to_actbert
-
-# MiniLM's text stream, every text layer before the first connection; other streams tiny.
-MINILM = {
-    "vocab_size": 30522, "hidden_size": 384, "num_attention_heads": 12, "intermediate_size": 1536,
-    "num_hidden_layers": 6, "t_ent_attention_id": [6, 6], "v_ent_attention_id": [0, 1],
-    "a_ent_attention_id": [0, 1], "a_hidden_size": 384, "a_num_attention_heads": 12, "a_intermediate_size": 64,
-    "v_hidden_size": 32, "v_num_attention_heads": 4, "v_intermediate_size": 32, "bi_hidden_size": 32,
-    "bi_num_attention_heads": 4, "v_feature_size": 8, "a_feature_size": 8, "v_target_size": 5, "a_target_size": 5,
-}
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,9 @@
 They have what makes exact resume and multi-process equality hard: dropout, a
 LayerNorm, per-sample random noise drawn from the global numpy RNG, and four named loss
 parts like ActBERT's. ``nan_at`` lists the training forwards (1-based) whose loss is
-NaN; ``delay`` slows each forward so a test can kill a run mid-way.
+NaN; ``nan_grad_at`` those whose loss is finite but whose gradient is NaN (only on rank
+``nan_grad_rank`` if set); ``delay``
+slows each forward so a test can kill a run mid-way.
 """
 
 import os
@@ -23,11 +25,12 @@ PARTS = ("loss_text", "loss_region", "loss_action", "loss_match")
 
 @FRAMEWORKS.register()
 class TinyPretrain(nn.Layer):
-    def __init__(self, in_dim=8, hidden=16, dropout=0.1, nan_at=(), delay=0.0):
+    def __init__(self, in_dim=8, hidden=16, dropout=0.1, nan_at=(), nan_grad_at=(), nan_grad_rank=None, delay=0.0):
         super().__init__()
         self.backbone = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.LayerNorm(hidden))
         self.head = nn.Linear(hidden, len(PARTS))
-        self.nan_at, self.delay, self.calls = set(nan_at), delay, 0
+        self.nan_at, self.nan_grad_at, self.delay, self.calls = set(nan_at), set(nan_grad_at), delay, 0
+        self.nan_grad_rank = nan_grad_rank  # None: every rank
 
     def forward(self, batch, mode="train"):
         """batch: x [B, in_dim], y [B, 4] -> loss and its four parts (0-d tensors)."""
@@ -41,6 +44,9 @@ class TinyPretrain(nn.Layer):
             self.calls += 1
             if self.calls in self.nan_at:
                 out = {k: v * float("nan") for k, v in out.items()}
+            rank_hit = self.nan_grad_rank in (None, paddle.distributed.get_rank())
+            if self.calls in self.nan_grad_at and rank_hit:  # 0 * sqrt(0): the value 0, the gradient 0 * inf = NaN
+                out["loss"] = out["loss"] + 0.0 * paddle.sqrt(self.head.weight.sum() * 0.0)
         return {"loss": out["loss"], **{k: out[k] for k in PARTS}}
 
 

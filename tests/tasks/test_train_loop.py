@@ -119,3 +119,78 @@ def test_resume_epoch_errors(tmp_path):
     paddle.save({"linear_99.w_0_moment1_0": paddle.zeros([1])}, str(tmp_path / "out" / "Tiny_epoch_00001.pdopt"))
     with pytest.raises(WeightsError, match=r"does not fit this model's optimiser \(entry 'linear_99.w_0_moment1_0'"):
         train_model(quiet_config(tmp_path / "out", resume_epoch=1))
+
+
+def test_finite_loss_with_nonfinite_gradient_is_skipped_and_names_the_parameter(tmp_path, capsys):
+    # Every step of the epoch has a finite loss and a NaN gradient in head.weight: none may touch
+    # the weights or the optimiser state (Adam's moments are created by its first update).
+    cfg = config(tmp_path, MODEL={"framework": "TinyPretrain", "nan_grad_at": list(range(1, 9))}, epochs=1,
+                 max_nonfinite_steps=100)
+    paddle.seed(cfg.seed)
+    from paddlevideo.modeling.builder import build_model
+
+    initial = {k: v.numpy() for k, v in build_model(cfg.MODEL).state_dict().items()}
+    state = train_model(cfg)
+    out = capsys.readouterr().out
+    assert state.global_step == 0
+    assert "inf/NaN gradient in head.weight, step skipped (8 in a row" in out
+    saved = params(tmp_path / "out" / "Tiny_epoch_00001.pdparams")
+    for key, value in initial.items():
+        np.testing.assert_array_equal(saved[key], value, err_msg=key)
+    assert not [k for k in paddle.load(str(tmp_path / "out" / "Tiny_epoch_00001.pdopt")) if "moment" in k]
+
+
+def test_nonfinite_gradient_streak_stops_training(tmp_path):
+    cfg = config(tmp_path, MODEL={"framework": "TinyPretrain", "nan_grad_at": [2, 3]}, max_nonfinite_steps=2)
+    with pytest.raises(NonFiniteLossError, match=r"inf/NaN gradient in head\.weight: non-finite for 2 steps"):
+        train_model(cfg)
+
+
+class FakeFloat16Scaler:
+    """The parts of paddle.amp.GradScaler the trainer uses (it is disabled on CPU): an overflow is
+    found when unscaling; ``step`` then skips the optimiser and ``update`` halves the scale."""
+
+    def __init__(self, scale):
+        self._scale, self._found_inf, self.stepped = paddle.to_tensor(scale), paddle.to_tensor(False), []
+
+    def scale(self, loss):
+        return loss
+
+    def unscale_(self, optimizer):
+        self._found_inf = paddle.to_tensor(any(not bool(paddle.isfinite(p.grad).all())
+                                               for p in optimizer._parameter_list if p.grad is not None))
+
+    def step(self, optimizer):
+        self.stepped.append(bool(self._found_inf))
+        if not bool(self._found_inf):
+            optimizer.step()
+
+    def update(self):
+        if bool(self._found_inf):
+            self._scale = self._scale / 2
+
+
+@pytest.mark.parametrize("scale, counts", [(1024.0, False), (1.0, True)])
+def test_float16_overflow_is_the_scalers_check_and_counts_at_the_lowest_scale(scale, counts):
+    from types import SimpleNamespace
+
+    from paddlevideo.tasks.train import Skipped, train_step
+    from paddlevideo.utils.amp import AmpPlan
+
+    paddle.seed(0)
+    net = standin.TinyPretrain(dropout=0.0, nan_grad_at=[1])
+    optimizer = paddle.optimizer.Adam(parameters=net.parameters())
+    scaler = FakeFloat16Scaler(scale)
+    ctx = SimpleNamespace(model=net, net=net, optimizer=optimizer, scaler=scaler, world_size=1, lr=0.001,
+                          plan=AmpPlan(enabled=True, level="O1", dtype="float16", use_scaler=True))
+    before = {k: v.numpy() for k, v in net.state_dict().items()}
+    batch = {"x": paddle.randn([4, 8]), "y": paddle.zeros([4, 4])}
+    result = train_step(ctx, [batch])
+    assert isinstance(result, Skipped) and result.counts is counts
+    assert result.reason == f"inf/NaN gradient in head.weight at loss scale {scale:g}"
+    assert scaler.stepped == [True] and float(scaler._scale) == scale / 2
+    for key, value in net.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), before[key])
+    again = train_step(ctx, [batch])
+    assert isinstance(again, dict), again  # the next forward is finite: a real step
+    assert scaler.stepped == [True, False]

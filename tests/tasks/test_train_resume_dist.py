@@ -74,9 +74,11 @@ def test_kill_9_then_resume_gives_the_same_parameters(tmp_path):
 
 
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
-    model = {"framework": "TinyPretrain", "dropout": 0.0}
+    # Step 3's gradient is NaN on rank 1 only: after the all-reduce both ranks skip it, as the
+    # one process does whose whole batch gives the NaN.
+    model = {"framework": "TinyPretrain", "dropout": 0.0, "nan_grad_at": [3]}
     two, one = tmp_path / "two" / "cfg.yaml", tmp_path / "one" / "cfg.yaml"
-    write_config(two, MODEL=model, epochs=1)
+    write_config(two, MODEL={**model, "nan_grad_rank": 1}, epochs=1)
     write_config(one, MODEL=model, epochs=1)
     launch = subprocess.Popen(
         [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
@@ -90,6 +92,8 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     assert "parameters identical on all 2 ranks at the start" in logs
     assert "parameters identical on all 2 ranks at the end" in logs
     assert "2 process(es)" in logs
+    rank0 = (tmp_path / "launch_logs" / "workerlog.0").read_text()
+    assert "step 3: inf/NaN gradient in head.weight, step skipped (1 in a row" in rank0
     name = "Tiny_epoch_00001.pdparams"
     assert_same(model_params(tmp_path / "two" / "out" / name), model_params(tmp_path / "one" / "out" / name),
                 exact=False)

@@ -67,3 +67,24 @@ def test_builder_lists_registered_names_and_checks_keys():
         build_from_cfg({"name": "Bx"}, reg)
     with pytest.raises(ConfigError, match="did you mean 'size'"):
         build_from_cfg({"name": "Box", "sise": 3}, reg, where="MODEL.box")
+
+
+def test_utils_imports_nothing_of_the_layers_above_it():
+    import ast
+    from pathlib import Path
+
+    utils = Path(__file__).resolve().parents[2] / "paddlevideo" / "utils"
+    upward = []
+    for path in sorted(utils.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level > 1 or (node.module or "").startswith("paddlevideo")):
+                upward.append(f"{path.name}: from {'.' * node.level}{node.module or ''}")
+    assert not upward, upward
+
+
+def test_component_keys_are_still_checked_through_get_config(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("MODEL:\n  framework: ActBert\n  backbone:\n    name: BertForMultiModalPreTraining\n"
+                    "    hiden_size: 64\n")
+    with pytest.raises(ConfigError, match="hiden_size.*did you mean 'hidden_size'"):
+        get_config(path)

@@ -46,3 +46,43 @@ def write_npy(path, clips):
         items[i] = npy_item(clip)
     np.save(path, items, allow_pickle=True)
     return path
+
+
+def _long_caption(rng, words):
+    return " ".join(rng.choice(WORDS, size=words))
+
+
+def released_clip(rng, index, feature_size=2048, num_classes=1601, action_feature_size=2048, action_classes=700):
+    """A clip as the released HowTo100M features come, drawn toward the extremes that break things.
+
+    Boxes 0 (the format allows it), 1, 36 or in between; actions 1 (often: a single action that
+    masking zeroes leaves the clip without any action signal), 5 or in between; one to four
+    captions of 1 to 60 words (past the 36 token slots); post-ReLU features with exact zeros
+    and, now and then, an all-zero feature row; region class distributions that are detector
+    softmaxes cut to their top classes, the rest exact zeros, some one-hot.
+    """
+    n = int(rng.choice([0, 1, 36, int(rng.integers(2, 36))], p=[0.1, 0.2, 0.3, 0.4]))
+    a = int(rng.choice([1, 5, int(rng.integers(2, 5))], p=[0.45, 0.25, 0.3]))
+    h, w = float(rng.choice([240, 360, 720])), float(rng.choice([320, 640, 1280]))
+    x1, y1 = rng.uniform(0, w - 2, n), rng.uniform(0, h - 2, n)
+    x2, y2 = rng.uniform(x1 + 1, w), rng.uniform(y1 + 1, h)
+
+    def relu_features(rows, width):
+        feat = np.maximum(rng.normal(0.0, 1.0, (rows, width)), 0).astype(np.float32)
+        feat[rng.random(rows) < 0.1] = 0.0
+        return feat
+
+    target = np.zeros((n, num_classes), dtype=np.float32)
+    for i in range(n):
+        k = int(rng.choice([1, 10, 100]))
+        classes = rng.choice(num_classes, size=k, replace=False)
+        target[i, classes] = rng.dirichlet(np.full(k, 0.3)).astype(np.float32)
+    captions = [_long_caption(rng, int(rng.choice([1, int(rng.integers(2, 20)), 60])))
+                for _ in range(int(rng.integers(1, 5)))]
+    return Clip(
+        clip_id=f"clip{index:07d}", video_id=f"video{index // 4:06d}", captions=captions, image_h=h, image_w=w,
+        boxes=np.stack([x1, y1, x2, y2], axis=1).astype(np.float32).reshape(n, 4),
+        image_feature=relu_features(n, feature_size), image_target=target,
+        action_feature=relu_features(a, action_feature_size),
+        action_target=rng.integers(0, action_classes, a).astype(np.int64),
+    )

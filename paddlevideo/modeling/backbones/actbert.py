@@ -22,6 +22,7 @@ positions that are padding in every row of the batch (exactly: see ``kept_length
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -295,6 +296,37 @@ def mask_bias(mask):
 # Building blocks
 
 
+def _stop_constant_rows(constant, grad):
+    """The gradient with the rows marked ``constant`` ([..., 1] bool) set to exactly zero."""
+    return paddle.where(constant, paddle.zeros_like(grad), grad)
+
+
+class LayerNorm(nn.LayerNorm):
+    """``nn.LayerNorm`` (same parameters, same forward) that passes no gradient back into rows
+    of its input that are exactly constant.
+
+    Such rows occur from the first step of training from scratch: a padded action slot, or a
+    clip whose only action was masked, is a zero feature; with zero-initialised biases and
+    LayerNorm shifts it stays exactly zero through the action stream. LayerNorm's output there
+    is its shift whatever the row's direction, and its input gradient is the incoming one
+    scaled by 1/sqrt(eps) = 1e6; the tangled layer resizes the padded action queries onto real
+    text and region positions, so gradient does arrive, and a chain of such LayerNorms
+    overflows float32 (non-finite gradients at step 1). A constant row carries no
+    information to learn from, so its input gradient is dropped; the parameters' gradients
+    (shift and scale) are the usual ones. Only when the input requires a gradient in dygraph:
+    evaluation, retrieval and export are untouched. The inputs of every LayerNorm here are
+    fresh sums read by nothing else, so the hook affects this LayerNorm's input alone.
+    """
+
+    def forward(self, x):
+        y = super().forward(x)
+        if not x.stop_gradient and paddle.in_dynamic_mode():
+            rows = x.detach()
+            constant = rows.max(axis=-1, keepdim=True) == rows.min(axis=-1, keepdim=True)  # [..., 1]
+            x.register_hook(functools.partial(_stop_constant_rows, constant))
+        return y
+
+
 class MultiHeadAttention(nn.Layer):
     """Scaled dot-product attention over heads: the one implementation every stack uses.
 
@@ -327,7 +359,7 @@ class ResidualNorm(nn.Layer):
     def __init__(self, in_size, out_size, dropout_prob):
         super().__init__()
         self.dense = nn.Linear(in_size, out_size)
-        self.LayerNorm = nn.LayerNorm(out_size, epsilon=LAYER_NORM_EPS)
+        self.LayerNorm = LayerNorm(out_size, epsilon=LAYER_NORM_EPS)
         self.dropout = nn.Dropout(dropout_prob)
 
     def forward(self, x, residual):
@@ -533,12 +565,12 @@ class TangledOutput(nn.Layer):
         super().__init__()
         bi = cfg.bi_hidden_size
         self.dense1 = nn.Linear(bi, cfg.v_hidden_size)
-        self.LayerNorm1 = nn.LayerNorm(cfg.v_hidden_size, epsilon=LAYER_NORM_EPS)
+        self.LayerNorm1 = LayerNorm(cfg.v_hidden_size, epsilon=LAYER_NORM_EPS)
         self.dense2 = nn.Linear(bi, cfg.hidden_size)
-        self.LayerNorm2 = nn.LayerNorm(cfg.hidden_size, epsilon=LAYER_NORM_EPS)
+        self.LayerNorm2 = LayerNorm(cfg.hidden_size, epsilon=LAYER_NORM_EPS)
         # Sized with the text hidden size in the reference (hence a_hidden_size == hidden_size).
         self.dense3 = nn.Linear(bi, cfg.hidden_size)
-        self.LayerNorm3 = nn.LayerNorm(cfg.hidden_size, epsilon=LAYER_NORM_EPS)
+        self.LayerNorm3 = LayerNorm(cfg.hidden_size, epsilon=LAYER_NORM_EPS)
         self.dropout1 = nn.Dropout(cfg.v_hidden_dropout_prob)
         self.dropout2 = nn.Dropout(cfg.hidden_dropout_prob)
         self.dropout3 = nn.Dropout(cfg.hidden_dropout_prob)
@@ -619,7 +651,7 @@ class TextEmbeddings(nn.Layer):
         self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=0)
         self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
         self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
-        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, epsilon=LAYER_NORM_EPS)
+        self.LayerNorm = LayerNorm(cfg.hidden_size, epsilon=LAYER_NORM_EPS)
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, text_ids, token_type_ids):
@@ -638,7 +670,7 @@ class RegionEmbeddings(nn.Layer):
         super().__init__()
         self.image_embeddings = nn.Linear(cfg.v_feature_size, cfg.v_hidden_size)
         self.image_location_embeddings = nn.Linear(5, cfg.v_hidden_size)
-        self.LayerNorm = nn.LayerNorm(cfg.v_hidden_size, epsilon=LAYER_NORM_EPS)
+        self.LayerNorm = LayerNorm(cfg.v_hidden_size, epsilon=LAYER_NORM_EPS)
         self.dropout = nn.Dropout(cfg.v_hidden_dropout_prob)
 
     def forward(self, image_feat, image_loc):
@@ -651,7 +683,7 @@ class ActionEmbeddings(nn.Layer):
     def __init__(self, cfg: ActBertConfig):
         super().__init__()
         self.action_embeddings = nn.Linear(cfg.a_feature_size, cfg.a_hidden_size)
-        self.LayerNorm = nn.LayerNorm(cfg.a_hidden_size, epsilon=LAYER_NORM_EPS)
+        self.LayerNorm = LayerNorm(cfg.a_hidden_size, epsilon=LAYER_NORM_EPS)
         self.dropout = nn.Dropout(cfg.a_hidden_dropout_prob)
 
     def forward(self, action_feat):
@@ -815,7 +847,7 @@ class HeadTransform(nn.Layer):
         super().__init__()
         self.dense = nn.Linear(hidden_size, hidden_size)
         self.act = ACTIVATIONS[act]
-        self.LayerNorm = nn.LayerNorm(hidden_size, epsilon=LAYER_NORM_EPS)
+        self.LayerNorm = LayerNorm(hidden_size, epsilon=LAYER_NORM_EPS)
 
     def forward(self, x):
         return self.LayerNorm(self.act(self.dense(x)))

@@ -1,7 +1,15 @@
-"""Where each component lives in a config, and the check of its keys."""
+"""Where each component lives in a config, and the check of its keys against the class it names.
 
-from .errors import ConfigError
-from .registry import check_kwargs
+It reads every layer's registry, so it lives where the layers meet; ``paddlevideo/__init__.py``
+installs it into ``utils.config.validate_config`` once the registries are filled.
+"""
+
+from .loader.registry import DATASETS, PIPELINES
+from .metrics.registry import METRICS
+from .modeling.registry import BACKBONES, FRAMEWORKS, LOSSES
+from .solver.registry import LR_SCHEDULERS, OPTIMIZERS
+from .utils.errors import ConfigError
+from .utils.registry import check_kwargs
 
 
 def _component(node, registry, type_key, where):
@@ -15,11 +23,6 @@ def _component(node, registry, type_key, where):
 
 def check_components(cfg):
     """Check every component's keys against the class its type key names."""
-    from ..loader.registry import DATASETS, PIPELINES
-    from ..metrics.registry import METRICS
-    from ..modeling.registry import BACKBONES, FRAMEWORKS, LOSSES
-    from ..solver.registry import LR_SCHEDULERS, OPTIMIZERS
-
     model = cfg.get("MODEL")
     if model is not None:
         _component(model, FRAMEWORKS, "framework", "MODEL")
