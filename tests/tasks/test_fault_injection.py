@@ -125,9 +125,9 @@ def files(tmp_path_factory):
 # --------------------------------------------------------------------------- real processes
 
 
-def tiny_faulty_config(path, fault):
+def tiny_faulty_config(path, fault, fail_at):
     cfg = standin.tiny_config(path.parent / "out", epochs=1)
-    cfg["DATASET"]["train"] = {"format": "TinyFaultyDataset", "fail_at": 9, "fault": fault}
+    cfg["DATASET"]["train"] = {"format": "TinyFaultyDataset", "fail_at": fail_at, "fault": fault}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg))
     return str(path)
@@ -148,7 +148,9 @@ def processes(files):
                              "--no_progress"],
         "two ranks": [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
                       str(root / "launch_logs"), str(HERE / "run_main.py"), "-c",
-                      tiny_faulty_config(root / "dist" / "cfg.yaml", "data"), "-o", "DATASET.batch_size=2"],
+                      # Item 19 is in rank 0's second batch (seed 7): the launcher names the first failed rank.
+                      tiny_faulty_config(root / "dist" / "cfg.yaml", "data", fail_at=19), "-o",
+                      "DATASET.batch_size=2"],
     }
     started = {name: (time.monotonic(), subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
                                                           stderr=subprocess.STDOUT, text=True))
@@ -188,8 +190,9 @@ def test_a_failing_rank_ends_a_two_process_run(processes, files):
     status, out, seconds = processes("two ranks")
     logs = "".join(p.read_text() for p in sorted((files["root"] / "launch_logs").glob("workerlog.*")))
     assert status != 0 and seconds < BOUND
-    assert "error: tiny.npy: item 9: image_feature has size 7, expected 8" in logs, out[-2000:] + logs[-3000:]
-    assert "code 2" in out  # the launcher names the rank that stopped with status 2, then stops the other
+    assert "error: tiny.npy: item 19: image_feature has size 7, expected 8" in logs, out[-2000:] + logs[-3000:]
+    # The launcher names the rank that stopped with status 2, then stops the other.
+    assert "Container rank 0 status failed" in out and " code 2 " in out, out[-2000:]
 
 
 def test_verify_of_a_truncated_store_is_an_error_not_a_signal(processes, files):
