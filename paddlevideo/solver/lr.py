@@ -18,6 +18,21 @@ from ..utils.registry import build_from_cfg
 from .registry import LR_SCHEDULERS
 
 
+def check_rate(value, key, zero_ok=False):
+    """``value`` as a float; ConfigError unless it is a number > 0 (>= 0 with ``zero_ok``).
+
+    A negative rate climbs the loss instead of descending it, and a zero one trains
+    nothing, so every rate of a config must be positive (the start of a warm-up and the
+    end of a decay may be 0).
+    """
+    where = f"OPTIMIZER.learning_rate{'.' + key if key else ''}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        raise ConfigError(f"{where} must be {'>= 0' if zero_ok else 'positive'}, got {value!r}")
+    return float(value)
+
+
 class _WarmupSchedule(LRScheduler):
     """Base of the registered schedules: warm-up, then ``self.decayed(step)``.
 
@@ -30,7 +45,7 @@ class _WarmupSchedule(LRScheduler):
             raise ConfigError(f"OPTIMIZER.learning_rate.warmup_steps must be >= 0, got {warmup_steps}")
         self.iter_step = bool(iter_step)
         self.warmup_steps = int(warmup_steps)
-        self.warmup_start_lr = float(warmup_start_lr)
+        self.warmup_start_lr = check_rate(warmup_start_lr, "warmup_start_lr", zero_ok=True)
         super().__init__(learning_rate=float(base_lr))
 
     def decayed(self, step):
@@ -57,7 +72,7 @@ class CustomPiecewiseDecay(_WarmupSchedule):
         if list(boundaries) != sorted(boundaries):
             raise ConfigError(f"OPTIMIZER.learning_rate.boundaries must increase, got {list(boundaries)}")
         self.boundaries = [int(b) for b in boundaries]
-        self.values = [float(v) for v in values]
+        self.values = [check_rate(v, f"values.{i}") for i, v in enumerate(values)]
         super().__init__(self.values[0], iter_step, warmup_steps, warmup_start_lr)
 
     def decayed(self, step):
@@ -79,8 +94,8 @@ class _DecayToEnd(_WarmupSchedule):
                 f"OPTIMIZER.learning_rate: total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps})"
             )
         self.total_steps = int(total_steps)
-        self.end_lr = float(end_lr)
-        self.peak_lr = float(learning_rate)
+        self.end_lr = check_rate(end_lr, "end_lr", zero_ok=True)
+        self.peak_lr = check_rate(learning_rate, "learning_rate")
         super().__init__(learning_rate, iter_step, warmup_steps, warmup_start_lr)
 
     def progress(self, step):
@@ -111,7 +126,7 @@ class LinearWarmup(_WarmupSchedule):
     """A warm-up to a constant ``learning_rate`` (the other schedules warm up too)."""
 
     def __init__(self, learning_rate, warmup_steps, warmup_start_lr=0.0, iter_step=True):
-        super().__init__(learning_rate, iter_step, warmup_steps, warmup_start_lr)
+        super().__init__(check_rate(learning_rate, "learning_rate"), iter_step, warmup_steps, warmup_start_lr)
 
     def decayed(self, step):
         return self.base_lr
@@ -125,8 +140,8 @@ def build_lr(lr_cfg, steps_per_epoch, epochs):
     """
     if lr_cfg is None:
         raise ConfigError("OPTIMIZER.learning_rate is missing (a number or a schedule with a 'name')")
-    if isinstance(lr_cfg, (int, float)) and not isinstance(lr_cfg, bool):
-        return float(lr_cfg)
+    if not isinstance(lr_cfg, dict):
+        return check_rate(lr_cfg, "")
     extra = {}
     if isinstance(lr_cfg, dict) and "total_steps" not in lr_cfg and "name" in lr_cfg:
         cls = LR_SCHEDULERS.get(lr_cfg["name"])

@@ -43,8 +43,9 @@ def check_weights_file(weights, flag="-w", task="--test"):
 
     if not weights:
         raise WeightsError(f"{task} needs the checkpoint to evaluate: pass it with {flag}")
-    if not os.path.isfile(weights):
-        raise WeightsError(f"{flag} {weights}: file not found")
+    from ..utils.checkpoint import check_file
+
+    check_file(weights, flag)
     kind = describe_checkpoint(weights)
     if kind != "full":
         what = _KIND_HINTS.get(kind, kind)
@@ -91,6 +92,8 @@ def check_dataset(dataset, where="DATASET.test"):
             f"{where}: query {q} ({dataset.captions[q]!r}) has no video in the features "
             f"({bad.size} such queries); expected an index in 0..{dataset.num_videos - 1}, got {int(index[q])}"
         )
+    if hasattr(dataset, "video"):
+        dataset.video(0)  # the first record read and checked now, not hours into scoring
 
 
 def _build_metric(cfg, output_dir, dataset, batch_size):
@@ -122,9 +125,11 @@ def test_model(cfg, weights, amp=False, amp_level="O1", progress=True):
     logger = get_logger()
     output_dir = cfg.get("output_dir") or os.path.join("output", cfg.get("model_name", "ActBert"))
     check_weights_file(weights)
-    model = build_test_model(cfg.MODEL, weights)
+    # The data first (queries, vocabulary, the features LMDB and its first record): a bad
+    # input fails in seconds, before the weights load.
     dataset = build_dataset(cfg.DATASET.test, (cfg.get("PIPELINE") or {}).get("test"), where="DATASET.test")
     check_dataset(dataset)
+    model = build_test_model(cfg.MODEL, weights)
     text_batch = int(cfg.DATASET.get("test_batch_size", 1))
     pair_batch = int(cfg.DATASET.get("test_pair_batch_size", DEFAULT_PAIR_BATCH_SIZE))
     metric = _build_metric(cfg, output_dir, dataset, text_batch)

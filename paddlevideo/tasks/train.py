@@ -30,7 +30,7 @@ from ..solver import build_lr, build_optimizer
 from ..solver.lr import steps_every_iter
 from ..utils import amp as amp_utils
 from ..utils import checkpoint as ckpt
-from ..utils.errors import ActBertError, ConfigError, WeightsError
+from ..utils.errors import ActBertError, ConfigError, DataError, WeightsError
 from ..utils.logger import get_logger, get_rank, setup_logger
 from ..utils.plot import plot_losses
 
@@ -122,8 +122,8 @@ class Context:
 # --------------------------------------------------------------------------- set-up
 
 
-def preflight(cfg, run, weights=None, resume=None, validate=False):
-    """Reject configs and files that cannot train, before any work starts. Returns the resume state."""
+def preflight(cfg, run, weights=None, resume=None, validate=False, max_iters=None):
+    """Reject configs, flags and files that cannot train, before any work starts."""
     if not cfg.get("OPTIMIZER"):
         raise ConfigError("training needs an OPTIMIZER section (e.g. name: Adam, learning_rate: 0.0002)")
     if not cfg.get("MODEL"):
@@ -133,16 +133,50 @@ def preflight(cfg, run, weights=None, resume=None, validate=False):
         raise ConfigError("training needs DATASET.train (a mapping with a 'format' key)")
     if validate and not dataset.get("valid"):
         raise ConfigError("--validate needs DATASET.valid")
-    if weights and not os.path.isfile(weights):
-        raise WeightsError(f"-w {weights}: file not found")
+    if max_iters is not None and (not isinstance(max_iters, int) or max_iters < 1):
+        raise ConfigError(f"--max_iters must be a positive number of steps, got {max_iters!r}")
+    if weights:
+        ckpt.check_file(weights, "-w")
     if resume and run.resume_epoch:
         raise ConfigError(f"give either --resume or resume_epoch (it is {run.resume_epoch}), not both")
+    # Every rate checked before any work: the schedule is built once with a placeholder length
+    # (the real one needs the data), long enough for any warm-up.
+    build_lr(cfg.OPTIMIZER.get("learning_rate"), 2**31, run.epochs)
+    if get_rank() == 0:
+        ckpt.check_writable(run.output_dir)
+
+
+def open_datasets(cfg, validate):
+    """The datasets to train (and validate) on, each checked by building its first sample.
+
+    Runs before the model is built, weights are loaded or processes join: a bad
+    vocabulary, caption file or record fails in the first seconds, on every rank alike.
+    A dataset may define ``check()`` (e.g. to open files its first sample does not
+    need); otherwise its first item is built.
+    """
+    from ..loader.builder import build_dataset
+
+    data, pipes = cfg.DATASET, cfg.get("PIPELINE") or {}
+    datasets = {}
+    for split in ("train", "valid") if validate else ("train",):
+        dataset = build_dataset(data[split], pipes.get(split), where=f"DATASET.{split}")
+        if len(dataset) == 0:
+            raise DataError(f"DATASET.{split}: the dataset is empty")
+        check = getattr(dataset, "check", None)
+        if check is not None:
+            check()
+        else:
+            dataset[0]
+        datasets[split] = dataset
+    return datasets
+
+
+def load_resume_state(run, resume):
+    """The checkpoint ``--resume`` names (None without the flag), checked against the config."""
     state = ckpt.load_resume(resume) if resume else None
     if state is not None and state.get("model_name") != run.model_name:
         raise WeightsError(f"--resume {resume}: checkpoint of model_name '{state.get('model_name')}', "
                            f"config says '{run.model_name}'")
-    if get_rank() == 0:
-        ckpt.check_writable(run.output_dir)
     return state
 
 
@@ -174,24 +208,20 @@ def seed_everything(seed):
     paddle.seed(seed)
 
 
-def build_loaders(cfg, seed, rank, world, validate):
-    from ..loader.builder import build_dataset
-
-    data, pipes = cfg.DATASET, cfg.get("PIPELINE") or {}
-    workers = int(data.get("num_workers", 0))
-    train_set = build_dataset(data.train, pipes.get("train"), where="DATASET.train")
-    train = build_dataloader(train_set, data.get("batch_size", 1), workers, shuffle=True, drop_last=True,
+def build_loaders(cfg, datasets, seed, rank, world):
+    data = cfg.DATASET
+    workers = data.get("num_workers", 0)
+    train = build_dataloader(datasets["train"], data.get("batch_size", 1), workers, shuffle=True, drop_last=True,
                              seed=seed, rank=rank, world_size=world)
-    if not validate:
+    if "valid" not in datasets:
         return train, None
-    valid_set = build_dataset(data.valid, pipes.get("valid"), where="DATASET.valid")
-    valid = build_dataloader(valid_set, data.get("valid_batch_size", data.get("batch_size", 1)), workers,
+    valid = build_dataloader(datasets["valid"], data.get("valid_batch_size", data.get("batch_size", 1)), workers,
                              shuffle=False, drop_last=False, seed=seed, rank=rank, world_size=world,
                              where="DATASET.valid")
     return train, valid
 
 
-def build_context(cfg, run, weights, resume_state, validate, max_iters):
+def build_context(cfg, run, weights, resume_state, datasets, max_iters):
     """Model, data, optimiser and AMP for this rank, restored from ``resume_state`` if given."""
     from ..modeling.builder import build_model
 
@@ -204,7 +234,7 @@ def build_context(cfg, run, weights, resume_state, validate, max_iters):
         from ..modeling.weights import load_model_weights
 
         load_model_weights(net, weights)
-    train_loader, valid_loader = build_loaders(cfg, seed, rank, world, validate)
+    train_loader, valid_loader = build_loaders(cfg, datasets, seed, rank, world)
     steps_per_epoch = math.ceil(len(train_loader) / run.grad_accum_steps)
     plan = amp_utils.resolve_amp(run.amp, run.amp_level, run.amp_dtype, device)
     lr = build_lr(cfg.OPTIMIZER.get("learning_rate"), steps_per_epoch, run.epochs)
@@ -599,9 +629,11 @@ def train_model(cfg, weights=None, validate=False, amp=False, amp_level=None, ma
     many optimiser steps in total (counted across resumes).
     """
     run = RunSettings.from_cfg(cfg, amp=amp, amp_level=amp_level, seed=seed)
-    resume_state = preflight(cfg, run, weights, resume, validate)
+    preflight(cfg, run, weights, resume, validate, max_iters)
     setup_logger(run.output_dir, run.log_level)
-    ctx = build_context(cfg, run, weights, resume_state, validate, max_iters)
+    datasets = open_datasets(cfg, validate)
+    resume_state = load_resume_state(run, resume)
+    ctx = build_context(cfg, run, weights, resume_state, datasets, max_iters)
     if resume_state:
         state = restore(ctx, resume_state, resume)
     elif run.resume_epoch:

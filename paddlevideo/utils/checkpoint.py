@@ -16,26 +16,85 @@ either the previous file or the new one, never a torn one.
 import functools
 import os
 import random
+import re
+import shutil
 
 import numpy as np
 import paddle
 
-from .errors import ConfigError, WeightsError
+from .errors import ActBertError, ConfigError, WeightsError
 
 RESUME_FORMAT = "actbert-resume-v1"
 
 
+class CheckpointError(ActBertError, OSError):
+    """A checkpoint could not be written (disk full, no permission, I/O error)."""
+
+
 def atomic_save(obj, path):
-    """``paddle.save(obj, path)`` that never leaves a partial file at ``path``."""
+    """``paddle.save(obj, path)`` that never leaves a partial file at ``path``.
+
+    A failed write (disk full, quota, I/O error) raises ``CheckpointError`` naming the
+    file and the free space, and leaves the previous file at ``path`` as it was. After
+    a successful write, temporary files of the same target left by killed processes
+    (``{path}.tmp<pid>`` of a pid no longer running) are removed.
+    """
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         paddle.save(obj, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc} "
+                              f"({_free_space(path)} free in {os.path.dirname(path) or '.'}); "
+                              f"the previous {os.path.basename(path)}, if any, is kept") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    remove_stale_temporaries(path)
+
+
+def _free_space(path):
+    try:
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+    except OSError:
+        return "unknown space"
+    return f"{free / 2**20:.1f} MiB"
+
+
+def _pid_running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(path):
+    """Delete ``{path}.tmp<pid>`` files whose writing process is gone (a killed save); their names."""
+    folder, name = os.path.split(os.path.abspath(path))
+    pattern = re.compile(re.escape(name) + r"\.tmp(\d+)$")
+    removed = []
+    for entry in os.listdir(folder):
+        match = pattern.match(entry)
+        if match and int(match.group(1)) != os.getpid() and not _pid_running(int(match.group(1))):
+            try:
+                os.remove(os.path.join(folder, entry))
+                removed.append(entry)
+            except OSError:
+                pass
+    return removed
+
+
+def check_file(path, flag):
+    """Raise WeightsError unless ``path`` (given with the command-line ``flag``) is a file."""
+    if os.path.isdir(path):
+        raise WeightsError(f"{flag} {path}: is a directory; give a checkpoint file (e.g. a .pdparams)")
+    if not os.path.isfile(path):
+        raise WeightsError(f"{flag} {path}: file not found")
 
 
 def epoch_paths(output_dir, model_name, epoch):
@@ -85,6 +144,8 @@ def save_resume(path, state):
 
 def load_resume(path):
     """Read a resume checkpoint, or raise WeightsError saying what ``path`` is instead."""
+    if os.path.isdir(path):
+        raise WeightsError(f"--resume {path}: is a directory; give a *_resume.pdckpt file")
     if not os.path.isfile(path):
         raise WeightsError(f"--resume: no checkpoint file at {path}")
     state = _load(path, "--resume")

@@ -1,7 +1,6 @@
 """ActBertDataset and its pipelines: sample layout, masking, store and .npy sources, workers, ranks."""
 
 import json
-import logging
 
 import numpy as np
 import paddle
@@ -17,7 +16,6 @@ from paddlevideo.loader.store.synthetic import random_clip, write_npy
 from paddlevideo.loader.tokenizer import load_tokenizer
 from paddlevideo.utils.config import get_config
 from paddlevideo.utils.errors import ConfigError, DataError
-from paddlevideo.utils.logger import get_logger
 
 SMALL = dict(feature_size=16, num_classes=20, action_feature_size=8)
 PIPELINE = {"transform": [{"FeaturePadding": None}, {"RandomCap": None}, {"Tokenize": None}, {"RandomMask": None}]}
@@ -205,20 +203,6 @@ def test_bad_npy_item_names_file_and_item(items, vocab_file, tmp_path):
     npy = write_npy(tmp_path / "bad.npy", broken)
     with pytest.raises(DataError, match=rf"{npy}: item 1 \(image_id video000000\): image_feature has non-finite"):
         dataset(npy, vocab_file)[1]
-
-
-@pytest.fixture()
-def capture_log():
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = get_logger()
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
 
 
 def test_skip_bad_records_logs_key_and_count(items, vocab_file, tmp_path, capture_log):

@@ -8,6 +8,8 @@ NaN; ``nan_grad_at`` those whose loss is finite but whose gradient is NaN (only 
 slows each forward so a test can kill a run mid-way.
 """
 
+import os
+import signal
 import time
 
 import numpy as np
@@ -16,6 +18,7 @@ import paddle.nn as nn
 
 from paddlevideo.loader.registry import DATASETS
 from paddlevideo.modeling.registry import FRAMEWORKS
+from paddlevideo.utils.errors import DataError
 
 PARTS = ("loss_text", "loss_region", "loss_action", "loss_match")
 
@@ -78,3 +81,26 @@ def tiny_config(output_dir, **run):
     }
     cfg.update(run)
     return cfg
+
+
+@DATASETS.register()
+class TinyFaultyDataset(TinyNoisyDataset):
+    """``TinyNoisyDataset`` whose item ``fail_at`` fails: ``fault`` 'data' raises a DataError
+    (bad input), 'bug' a KeyError, 'kill' kills the process that builds it (SIGKILL), 'hang'
+    sleeps for an hour (a hung read). Item 0 is always good, as the start-up check reads it."""
+
+    def __init__(self, num_samples=32, fail_at=5, fault="data"):  # fault "none": no fault
+        super().__init__(num_samples)
+        self.fail_at, self.fault = fail_at, fault
+
+    def __getitem__(self, i):
+        if i == self.fail_at:
+            if self.fault == "data":
+                raise DataError(f"tiny.npy: item {i}: image_feature has size 7, expected 8")
+            if self.fault == "bug":
+                raise KeyError("no_such_field")
+            if self.fault == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            if self.fault == "hang":
+                time.sleep(3600)
+        return super().__getitem__(i)

@@ -165,9 +165,13 @@ def test_test_model_rejects_backbone_only_and_missing_weights(tmp_path):
         test_model(_cfg(tmp_path), None)
 
 
-def test_test_model_rejects_mismatched_backbone(tmp_path):
+def test_test_model_rejects_mismatched_backbone(data_and_reference, tmp_path, monkeypatch):
+    from paddlevideo.loader import builder
     from paddlevideo.tasks.test import test_model
 
+    data, _ = data_and_reference
+    good = ArrayRetrievalSet(data.queries, data.videos, data.query_video_index)
+    monkeypatch.setattr(builder, "build_dataset", lambda *args, **kwargs: good)  # the data is checked first
     cfg = _cfg(tmp_path)
     cfg.MODEL.backbone.intermediate_size = 128  # the checkpoint's text FFN is 64 wide
     with pytest.raises(WeightsError):

@@ -9,7 +9,7 @@ from paddle.io import Dataset
 from ...utils.errors import ConfigError, DataError
 from ...utils.logger import get_logger
 from ..builder import Compose
-from ..pipelines.multimodal import SAMPLE_KEYS, Tokenize
+from ..pipelines.multimodal import SAMPLE_KEYS, RandomCap, Tokenize
 from ..registry import DATASETS
 from ..store import NpyClips, PretrainStore
 
@@ -69,6 +69,17 @@ class ActBertDataset(Dataset):
 
     def __len__(self):
         return len(self.source)
+
+    def check(self):
+        """Open every file a sample needs (vocabulary, caption JSON) and build the first sample
+        (its record, or the first good one with ``skip_bad_records``): run before training,
+        so that bad input fails at once rather than in a DataLoader worker."""
+        for step in self.pipeline:
+            if isinstance(step, RandomCap):
+                step.check()
+        self[0]
+        with self._skipped.get_lock():  # counted again when training reads them
+            self._skipped.value = 0
 
     def __getitem__(self, index):
         index = int(index)

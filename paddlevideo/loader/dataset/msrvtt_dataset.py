@@ -35,7 +35,7 @@ import numpy as np
 from ...utils.errors import ConfigError, DataError
 from ..registry import DATASETS
 from ..store.lmdb_store import reader_env
-from ..tokenizer import load_tokenizer
+from ..tokenizer import first_non_utf8, load_tokenizer
 
 JSFUSION_HEADER = ("key", "vid_key", "video_id", "sentence")
 GLOBAL_LOCATION = (0.0, 0.0, 1.0, 1.0, 1.0)
@@ -136,8 +136,8 @@ def write_msrvtt_lmdb(path, records, protocol=4):
 
 
 def _is_header(row):
-    names = [c.strip().lower() for c in row]
-    return "video_id" in names and ("sentence" in names or "caption" in names)
+    """Whether ``row`` is a header (it names a ``video_id`` column; data rows hold ids like video7020)."""
+    return "video_id" in [c.strip().lower() for c in row]
 
 
 def read_queries(path):
@@ -150,11 +150,17 @@ def read_queries(path):
     """
     if not os.path.isfile(path):
         raise DataError(f"file_path (the MSR-VTT query list) not found: '{path}'")
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        rows = [(n, r) for n, r in enumerate(csv.reader(f), start=1) if any(c.strip() for c in r)]
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            rows = [(n, r) for n, r in enumerate(csv.reader(f), start=1) if any(c.strip() for c in r)]
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text ({first_non_utf8(path)}); save the query list as UTF-8") from None
     vid_col, cap_col, width = 0, 1, 2
     if rows and _is_header(rows[0][1]):
         names = [c.strip().lower() for c in rows[0][1]]
+        if "sentence" not in names and "caption" not in names:
+            raise DataError(f"{path}:{rows[0][0]}: the header {','.join(rows[0][1])} has no 'sentence' (or "
+                            f"'caption') column; expected JSFusion's key,vid_key,video_id,sentence")
         vid_col = names.index("video_id")
         cap_col = names.index("sentence") if "sentence" in names else names.index("caption")
         width, rows = len(names), rows[1:]

@@ -138,6 +138,11 @@ class RandomCap:
     def __init__(self, caption_path=None):
         self.caption_path = caption_path
 
+    def check(self):
+        """Read and check the caption JSON now (a sample reads it only when it draws a negative)."""
+        if self.caption_path:
+            caption_pool(self.caption_path)
+
     def __call__(self, results):
         caption = _choice(results["captions"])
         label = 0

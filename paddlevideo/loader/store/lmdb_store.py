@@ -9,10 +9,12 @@ Layout on disk — a store is a directory of shards, each an LMDB environment::
 
 Keys of a shard:
 
-- ``__header__``: UTF-8 JSON ``{format, version, shard, count, sealed, dims, dtypes,
-  top_k, renormalised, max_shard_bytes}``. ``count`` is the number of committed clips
-  of the shard; it is rewritten in the same transaction as the clips it counts, so
-  after a crash the header and the records always agree.
+- ``__header__``: UTF-8 JSON ``{format, version, shard, count, sealed, complete, dims,
+  dtypes, top_k, renormalised, max_shard_bytes}``. ``count`` is the number of committed
+  clips of the shard; it is rewritten in the same transaction as the clips it counts, so
+  after a crash the header and the records always agree. ``complete`` is true in the
+  last shard once the writer finished its source (false while it writes; absent in
+  stores written before it existed).
 - ``000000000000`` ... (12-digit local index): one clip record (see ``record.py``).
 - ``id/<clip_id>``: the local index of that clip, so a restarted writer skips clips
   it has already committed.
@@ -83,17 +85,40 @@ def _open_env(path, write=False, map_size=None, what=None):
 
     A reader opens a directory holding ``data.mdb`` or a single LMDB file; ``what`` names the
     setting the path came from in its errors (e.g. "features_path (the MSR-VTT LMDB)")."""
-    if write:
-        release_readers(path)
-        return lmdb.open(str(path), map_size=map_size, subdir=True, meminit=False, max_dbs=0)
     named = f"{what} '{path}'" if what else str(path)
-    if not os.path.exists(path):
-        raise DataError(f"{named}: not found")
     try:
-        return lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False,
-                         subdir=os.path.isdir(path))
+        if write:
+            release_readers(path)
+            env = lmdb.open(str(path), map_size=map_size, subdir=True, meminit=False, max_dbs=0)
+        else:
+            if not os.path.exists(path):
+                raise DataError(f"{named}: not found")
+            env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False,
+                            subdir=os.path.isdir(path))
     except lmdb.Error as exc:
         raise DataError(f"{named}: cannot open as LMDB ({exc})") from None
+    try:
+        check_complete_file(env, path, what)
+    except DataError:
+        env.close()
+        raise
+    return env
+
+
+def check_complete_file(env, path, what=None):
+    """DataError unless the LMDB file of ``env`` holds every page its meta page says is in use.
+
+    A truncated copy (an interrupted download or ``cp``, a full disk) still opens, but
+    reading a page past the end of the mapped file kills the process with SIGBUS; this
+    compares the file size with the meta page's last page before any page is read.
+    """
+    data = os.path.join(path, "data.mdb") if os.path.isdir(path) else str(path)
+    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    size = os.path.getsize(data)
+    if size < needed:
+        named = f"{what} '{data}'" if what else data
+        raise DataError(f"{named}: truncated LMDB file ({size} bytes, its meta page counts {needed} bytes of "
+                        f"pages in use); copy it again or re-run the conversion")
 
 
 # py-lmdb allows one handle per environment and process, and a handle must not be used
@@ -168,9 +193,12 @@ def trim_mappings():
 
 def read_header(env, path):
     """The checked header of one shard (dict); DataError names the file and key."""
-    with env.begin() as txn:
-        raw = txn.get(HEADER_KEY)
     where = f"{path}: record {HEADER_KEY.decode()}"
+    try:
+        with env.begin() as txn:
+            raw = txn.get(HEADER_KEY)
+    except lmdb.Error as exc:
+        raise DataError(f"{where}: unreadable LMDB page ({exc}); the shard is corrupt") from None
     if raw is None:
         raise DataError(f"{where}: missing; not an ActBERT pretraining store (PaddleVideo's .npy is read directly)")
     try:
@@ -219,9 +247,14 @@ class PretrainStore:
                                 f"{header['top_k']} differs from {self.paths[0]} ({headers[0]['dims']})")
         self.header = headers[0]
         self.counts = [int(h["count"]) for h in headers]
+        # True: the conversion finished; False: interrupted (or still running); None: not recorded.
+        self.complete = headers[-1].get("complete")
         # offsets[s] = global index of shard s's first clip
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64).tolist()
         self.dims = dict(self.header["dims"])
+        if self.complete is False:
+            get_logger().warning("%s: incomplete store, %d clips so far (its conversion did not finish; run it "
+                                 "again to continue)", self.paths[-1].parent, len(self))
 
     def __len__(self):
         return self.offsets[-1]
@@ -247,11 +280,14 @@ class PretrainStore:
             trim_mappings()
         shard, key = self.locate(index)
         where = f"{self.paths[shard]}: record {key.decode()}"
-        with self._env(shard).begin(buffers=True) as txn:
-            buf = txn.get(key)
-            if buf is None:
-                raise DataError(f"{where}: missing, although the header counts {self.counts[shard]} clips")
-            return decode(buf, where), where
+        try:
+            with self._env(shard).begin(buffers=True) as txn:
+                buf = txn.get(key)
+                if buf is None:
+                    raise DataError(f"{where}: missing, although the header counts {self.counts[shard]} clips")
+                return decode(buf, where), where
+        except lmdb.Error as exc:
+            raise DataError(f"{where}: unreadable LMDB page ({exc}); the shard is corrupt") from None
 
     def get(self, index):
         """The checked Clip at global ``index`` (features float16, targets top-k sparse)."""
@@ -278,10 +314,15 @@ class StoreWriter:
     before it would exceed ``max_shard_bytes`` (its LMDB map size, so it can never
     grow beyond it) and the next one is started.
 
-    Re-opening an existing store continues it: clips already committed (looked up by
-    clip id) are skipped by ``add``, so a crashed conversion can simply be run again.
-    Clips added but not committed when the process died are lost and are written
-    again by the rerun.
+    Re-opening an existing store continues it ("create or continue"): clips already
+    committed (looked up by clip id) are skipped by ``add``, so a crashed conversion can
+    simply be run again, and new clips are appended. Clips added but not committed when
+    the process died are lost and are written again by the rerun. A path that is a file,
+    or a non-empty folder that is not a store, is refused.
+
+    The store records whether it is complete: ``finish()`` (called when a ``with`` block
+    ends without an exception) marks it so; adding clips clears the mark until the next
+    ``finish()``. A conversion that stopped early stays incomplete.
 
     Args:
         path: store directory (created if missing).
@@ -309,7 +350,7 @@ class StoreWriter:
         if self.max_shard_bytes < 1 << 20:
             raise ConfigError(f"max_shard_bytes must be at least 1 MiB, got {self.max_shard_bytes}")
         self.dims = dict(dims) if dims else None
-        self.path.mkdir(parents=True, exist_ok=True)
+        self._check_target()
         self._pending = []  # [(clip_id, record bytes)]
         self._pending_ids = set()
         self._sealed = []  # read-only environments of full shards, for the id lookup
@@ -318,6 +359,21 @@ class StoreWriter:
         self._resume()
 
     # ---------------------------------------------------------------- state
+
+    def _check_target(self):
+        """Create the store folder, or accept an existing store; refuse anything else."""
+        advice = "give a new or empty folder, or an existing store to continue it"
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"{self.path}: is a file, but a store is a folder of shards; {advice}")
+        if self.path.is_dir():
+            foreign = sorted(p.name for p in self.path.iterdir() if not (p.is_dir() and p.name.startswith("shard-")))
+            if foreign:
+                raise ConfigError(f"{self.path}: not empty and not a pretraining store (it holds "
+                                  f"{', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); {advice}")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot create the store folder ({exc.strerror or exc})") from None
 
     def _resume(self):
         existing = sorted(p for p in self.path.glob("shard-*") if (p / "data.mdb").is_file())
@@ -347,8 +403,8 @@ class StoreWriter:
         self._env = _open_env(shard, write=True, map_size=self.max_shard_bytes)
         self._header = {
             "format": FORMAT_NAME, "version": FORMAT_VERSION, "shard": number, "count": 0, "sealed": False,
-            "dims": self.dims, "dtypes": RECORD_DTYPES, "top_k": self.top_k, "renormalised": self.renormalise,
-            "max_shard_bytes": self.max_shard_bytes,
+            "complete": False, "dims": self.dims, "dtypes": RECORD_DTYPES, "top_k": self.top_k,
+            "renormalised": self.renormalise, "max_shard_bytes": self.max_shard_bytes,
         }
         with self._env.begin(write=True) as txn:
             self._put_header(txn)
@@ -447,6 +503,7 @@ class StoreWriter:
                     txn.put(record_key(count + i), value)
                     txn.put(ID_PREFIX + clip_id.encode("utf-8"), b"%d" % (count + i))
                 self._header["count"] = count + len(batch)
+                self._header["complete"] = False
                 self._put_header(txn)
         except lmdb.MapFullError:
             self._header["count"] = count
@@ -463,8 +520,23 @@ class StoreWriter:
         self._sealed.append(self._env)
         self._env, self._header = None, None
 
+    def finish(self):
+        """Commit what is queued and mark the store complete (its source is fully written)."""
+        self.commit()
+        if self._env is None and not self._sealed:
+            self._new_shard()  # an empty source still makes a (complete, empty) store
+        if self._env is not None:
+            env, header = self._env, self._header
+        else:
+            env = self._sealed[-1]
+            header = read_header(env, self.path / SHARD_PATTERN.format(len(self._sealed) - 1))
+        header["complete"] = True
+        with env.begin(write=True) as txn:
+            txn.put(HEADER_KEY, json.dumps(header).encode("utf-8"))
+        env.sync(True)
+
     def close(self):
-        """Commit what is queued and close every shard."""
+        """Commit what is queued and close every shard (the store stays incomplete unless finished)."""
         self.commit()
         for env in self._sealed + ([self._env] if self._env is not None else []):
             env.close()
@@ -473,9 +545,12 @@ class StoreWriter:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
         # Queued clips passed every check, so they are committed even when the caller
-        # stops on an error: a rerun then resumes after them.
+        # stops on an error: a rerun then resumes after them. Only a block that ran to
+        # its end marks the store complete.
+        if exc_type is None:
+            self.finish()
         self.close()
 
 
@@ -485,7 +560,8 @@ def verify_store(paths, check_records=True, progress=False):
     Checks each shard header (format, version, layout shared by all shards), that the
     keys are exactly the header's count of records and as many ids, and, with
     ``check_records``, decodes and validates every record (CRC, sizes, finite values,
-    boxes, captions). Returns ``{"clips", "shards", "bytes", "dims", "top_k"}``.
+    boxes, captions). Returns ``{"clips", "shards", "bytes", "dims", "top_k", "complete"}``
+    (``complete``: True, False for an interrupted conversion, None if not recorded).
     """
     store = PretrainStore(paths)
     total_bytes = 0
@@ -514,4 +590,4 @@ def verify_store(paths, check_records=True, progress=False):
     store.close()
     get_logger().info("verified %d clips in %d shard(s), %.1f MB", len(store), len(store.paths), total_bytes / 1e6)
     return {"clips": len(store), "shards": len(store.paths), "bytes": total_bytes, "dims": store.dims,
-            "top_k": store.header["top_k"]}
+            "top_k": store.header["top_k"], "complete": store.complete}

@@ -82,6 +82,26 @@ def npy_dims(item, where):
     }
 
 
+def load_npy_items(path):
+    """The object array of clips in PaddleVideo's ``.npy`` at ``path`` (a pickle: open only files
+    you trust); DataError naming the file when it is missing, truncated, not a ``.npy`` or not a
+    non-empty 1-D array."""
+    try:
+        items = np.load(path, allow_pickle=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected PaddleVideo's .npy file") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # truncated pickles, foreign files: whatever NumPy and pickle raise
+        raise DataError(f"{path}: not a readable .npy file, or truncated ({type(exc).__name__}: {exc})") from None
+    if not isinstance(items, np.ndarray) or items.ndim != 1 or not len(items):
+        shape = items.shape if isinstance(items, np.ndarray) else type(items).__name__
+        raise DataError(f"{path}: expected a non-empty 1-D object array of clips, got {shape}")
+    return items
+
+
 class NpyClips:
     """Random access to the clips of PaddleVideo's ``.npy`` (whole file in memory, as the reference does).
 
@@ -91,15 +111,7 @@ class NpyClips:
 
     def __init__(self, path):
         self.path = str(path)
-        try:
-            self.items = np.load(self.path, allow_pickle=True)
-        except FileNotFoundError:
-            raise DataError(f"{self.path}: file not found") from None
-        except (OSError, ValueError, EOFError) as exc:
-            raise DataError(f"{self.path}: not a readable .npy file ({exc})") from None
-        if self.items.ndim != 1 or not len(self.items):
-            raise DataError(f"{self.path}: expected a non-empty 1-D object array of clips, got shape "
-                            f"{self.items.shape}")
+        self.items = load_npy_items(self.path)
         self.dims = npy_dims(self.items[0], self.where(0))
 
     def __len__(self):
