@@ -1,5 +1,7 @@
-"""Feature extractors that turn raw video into ActBERT's inputs (tools/extract_features.py)."""
+"""Feature extractors that turn raw frames into ActBERT's region and action inputs."""
 
+from .frcnn_vg import FRCNNVG, bench_detector, load_frcnn_vg, to_actbert_regions
 from .resnet3d import ResNet3D, load_resnet3d, preprocess_frames, resnet3d_config
 
-__all__ = ["ResNet3D", "load_resnet3d", "preprocess_frames", "resnet3d_config"]
+__all__ = ["FRCNNVG", "ResNet3D", "bench_detector", "load_frcnn_vg", "load_resnet3d", "preprocess_frames",
+           "resnet3d_config", "to_actbert_regions"]
