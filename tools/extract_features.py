@@ -425,13 +425,16 @@ class Outputs:
         import lmdb
 
         from paddlevideo.loader.store import StoreWriter
+        from paddlevideo.loader.store.lmdb_store import release_readers
 
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.rank, self.world = rank, world
         self.progress = lmdb.open(str(self.out / "progress.lmdb"), map_size=PROGRESS_MAP, subdir=True)
-        self.msrvtt = lmdb.open(str(self.out / "msrvtt.lmdb"), map_size=LMDB_MAP, subdir=True) \
-            if write_msrvtt else None
+        self.msrvtt = None
+        if write_msrvtt:
+            release_readers(self.out / "msrvtt.lmdb")  # this process's read handle, if any
+            self.msrvtt = lmdb.open(str(self.out / "msrvtt.lmdb"), map_size=LMDB_MAP, subdir=True)
         self.store_path = store_path(self.out, rank, world)
         self.store = StoreWriter(self.store_path, commit_every=1 << 30) if write_store else None
 
@@ -561,6 +564,7 @@ class Extractor:
     def video(self, job):
         """The Clips of one video; DataError if the video cannot be used."""
         from paddlevideo.loader.store import Clip
+        from paddlevideo.modeling.extractors.frcnn_vg import to_actbert_regions
 
         a = self.args
         container, _, fps, duration = open_video(job.path)
@@ -583,9 +587,13 @@ class Extractor:
             di += len(p.region)
             n = len(p.windows)
             h, w = p.region[0].shape[:2]
+            # the released features' class order: background first (the detector scores it last)
+            regions = to_actbert_regions({"boxes": boxes, "features": feats, "cls_prob": probs,
+                                          "num_boxes": len(boxes), "image_hw": (h, w)})
             clips.append(Clip(
                 clip_id=p.spec.clip_id, video_id=job.video_id, captions=[p.spec.caption] if p.spec.caption else [],
-                image_h=float(h), image_w=float(w), boxes=boxes, image_feature=feats, image_target=probs,
+                image_h=float(h), image_w=float(w), boxes=boxes, image_feature=feats,
+                image_target=regions["image_target"],
                 action_feature=act_feat[wi:wi + n], action_target=act_cls[wi:wi + n].astype(np.int64)))
             wi += n
         return clips
