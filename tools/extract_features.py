@@ -136,7 +136,7 @@ def list_videos(inputs):
     return list(jobs.values())
 
 
-_TIME = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})[.,](\d{1,3})$")
+_TIME = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[.,](\d{1,3}))?$")
 
 
 def _seconds(text, where):
@@ -146,7 +146,7 @@ def _seconds(text, where):
     h, mi, s, ms = m.groups()
     if int(mi) > 59 or int(s) > 59:
         raise DataError(f"{where}: broken timestamp {text.strip()!r}")
-    return int(h or 0) * 3600 + int(mi) * 60 + int(s) + int(ms.ljust(3, "0")) / 1000
+    return int(h or 0) * 3600 + int(mi) * 60 + int(s) + int((ms or "0").ljust(3, "0")) / 1000
 
 
 def read_subtitles(path):
