@@ -77,7 +77,8 @@ def bench_decode(path, rounds):
             __import__(module)
             sides[name] = fn
         except ImportError:
-            print(f"decode: {name} not installed (pip install {'opencv-python-headless' if module == 'cv2' else module})")
+            package = "opencv-python-headless" if module == "cv2" else module
+            print(f"decode: {name} not installed (pip install {package})")
     rates = {name: [] for name in sides}
     for _ in range(rounds):
         for name, fn in sides.items():
@@ -165,7 +166,8 @@ def main(argv=None):
             print(f"pipeline: {rate:.3f} clips/s on this CPU ({n} clips of 4 s, {acts:.1f} action windows each)")
         gpu_rate = GPU_TFLOPS * 1e12 / clip_flops
         print(f"estimate, one GPU at {GPU_TFLOPS} TFLOP/s sustained: {gpu_rate:.1f} clips/s (compute only; it needs "
-              f"~{gpu_rate * 120 / max(decode['PyAV'], 1):.1f} decoding processes at the rate above, 120 frames a clip), "
+              f"~{gpu_rate * 120 / max(decode['PyAV'], 1):.1f} decoding processes at the rate above, "
+              "120 frames a clip), "
               f"HowTo100M 136M clips: {HOWTO100M_CLIPS / gpu_rate / 86400:.0f} GPU-days "
               f"({HOWTO100M_CLIPS / gpu_rate / 86400 / 8:.0f} days on 8 GPUs)")
     return 0
