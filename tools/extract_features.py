@@ -687,6 +687,7 @@ def run(args, detector=None, action_model=None):
 def main(argv=None):
     args = parse_args(argv)
     setup_logger(level="INFO")
+    get_logger().setLevel("INFO")  # every rank logs its own skips (training logs on rank 0 only)
     try:
         run(args)
     except ActBertError as exc:
