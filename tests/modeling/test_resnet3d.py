@@ -93,7 +93,7 @@ def test_converter_refuses_another_depth_naming_a_key_and_both_shapes(fixture, t
 
 def test_converter_refuses_the_detector_and_a_missing_file(golden_dir, tmp_path, capsys):
     frcnn = golden_dir / "extractors" / "frcnn_vg" / "weights.npz"
-    assert convert_resnet3d.main([str(frcnn), str(tmp_path / "x.pdparams")]) == 2
+    assert convert_resnet3d.main([str(frcnn), str(tmp_path / "x.pdparams"), "--widen_factor", "0.125"]) == 2
     err = capsys.readouterr().err
     assert "missing key(s): 'conv1.weight'" in err and "not a 3D ResNet checkpoint" in err
     assert convert_resnet3d.main([str(tmp_path / "r3d50_K_200ep.pth"), str(tmp_path / "x.pdparams")]) == 2
