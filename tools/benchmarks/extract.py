@@ -165,7 +165,8 @@ def main(argv=None):
             _randomise_bn(detector, 0)
             detector.eval()
             rate, n, acts = bench_pipeline(tmp, detector, action_model, seconds=args.pipeline_seconds)
-            print(f"pipeline: {rate:.3f} clips/s on this CPU ({n} clips of 4 s, {acts:.1f} action windows each)")
+            print(f"pipeline: {rate:.5f} clips/s on this CPU ({1 / rate:.0f} s per clip; {n} clip(s) of 4 s, "
+                  f"{acts:.1f} action windows each)")
         gpu_rate = GPU_TFLOPS * 1e12 / clip_flops
         print(f"estimate, one GPU at {GPU_TFLOPS} TFLOP/s sustained: {gpu_rate:.1f} clips/s (compute only; it needs "
               f"~{gpu_rate * 120 / max(decode['PyAV'], 1):.1f} decoding processes at the rate above, "
