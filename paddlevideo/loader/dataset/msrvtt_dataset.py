@@ -113,6 +113,11 @@ def safe_loads(data, where):
         raise DataError(f"{where}: truncated or corrupt pickle value ({type(exc).__name__}: {exc})") from None
 
 
+def msrvtt_record_bytes(video_id, record, protocol=4):
+    """The LMDB value of one video: the pickled dict ``{"video_id": video_id, **record}``."""
+    return pickle.dumps({"video_id": video_id, **record}, protocol=protocol)
+
+
 def write_msrvtt_lmdb(path, records, protocol=4):
     """Write PaddleVideo-style MSR-VTT features: an LMDB of pickled dicts.
 
@@ -121,7 +126,7 @@ def write_msrvtt_lmdb(path, records, protocol=4):
     ``action_features [n_actions, Da]`` (``video_id`` is filled in). Protocol 4 keeps
     the file readable by older Pythons, as the released file is.
     """
-    values = {vid: pickle.dumps({"video_id": vid, **rec}, protocol=protocol) for vid, rec in records.items()}
+    values = {vid: msrvtt_record_bytes(vid, rec, protocol) for vid, rec in records.items()}
     map_size = max(1 << 20, 2 * sum(len(v) + len(k) + 64 for k, v in values.items()))
     env = lmdb.open(str(path), map_size=map_size, subdir=True)
     try:

@@ -86,3 +86,29 @@ def released_clip(rng, index, feature_size=2048, num_classes=1601, action_featur
         action_feature=relu_features(a, action_feature_size),
         action_target=rng.integers(0, action_classes, a).astype(np.int64),
     )
+
+
+def write_video(path, seconds=2.0, fps=15, height=120, width=160, seed=0, shapes=2):
+    """An H.264 ``.mp4`` of ``shapes`` coloured squares moving over a grey background (PyAV).
+
+    ``seconds * fps`` frames (at least 1). Returns ``path``."""
+    import av
+
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(0, 256, (shapes, 3))
+    start = rng.uniform(0, 1, (shapes, 2)) * (width, height)
+    speed = rng.uniform(-3, 3, (shapes, 2)) * (width / 160)
+    side = max(4, height // 6)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=int(fps))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(max(1, int(round(seconds * fps)))):
+            image = np.full((height, width, 3), 90, np.uint8)
+            for colour, (x, y), (dx, dy) in zip(colours, start, speed):
+                cx, cy = int(x + dx * i) % width, int(y + dy * i) % height
+                image[max(0, cy - side):cy + side, max(0, cx - side):cx + side] = colour
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
