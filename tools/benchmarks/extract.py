@@ -28,7 +28,7 @@ import paddle
 import paddle.nn as nn
 
 from paddlevideo.loader.store.synthetic import write_video
-from paddlevideo.modeling.extractors.frcnn_vg import FRCNNVG, _randomise_bn, bench_detector
+from paddlevideo.modeling.extractors.frcnn_vg import FRCNNVG, bench_detector, random_init
 from paddlevideo.modeling.extractors.resnet3d import ResNet3D
 from tools import extract_features as ef
 
@@ -162,7 +162,7 @@ def main(argv=None):
         if not args.skip_pipeline:
             paddle.seed(0)
             detector = FRCNNVG.from_config(None)
-            _randomise_bn(detector, 0)
+            random_init(detector, seed=0)
             detector.eval()
             rate, n, acts = bench_pipeline(tmp, detector, action_model, seconds=args.pipeline_seconds)
             print(f"pipeline: {rate:.5f} clips/s on this CPU ({1 / rate:.0f} s per clip; {n} clip(s) of 4 s, "
