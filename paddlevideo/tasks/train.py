@@ -185,6 +185,8 @@ def build_loaders(cfg, seed, rank, world, validate):
     if not validate:
         return train, None
     valid_set = build_dataset(data.valid, pipes.get("valid"), where="DATASET.valid")
+    if getattr(valid_set, "task", None) == "retrieval":
+        return train, valid_set  # scored whole by score_matrix (evaluate), not batched through the loss
     valid = build_dataloader(valid_set, data.get("valid_batch_size", data.get("batch_size", 1)), workers,
                              shuffle=False, drop_last=False, seed=seed, rank=rank, world_size=world,
                              where="DATASET.valid")
@@ -205,6 +207,9 @@ def build_context(cfg, run, weights, resume_state, validate, max_iters):
 
         load_model_weights(net, weights)
     train_loader, valid_loader = build_loaders(cfg, seed, rank, world, validate)
+    check_data = getattr(net, "check_training_data", None)  # e.g. enough negatives for fine-tuning
+    if check_data is not None:
+        check_data(train_loader.dataset.dataset, train_loader.batch_sampler.batch_size)
     steps_per_epoch = math.ceil(len(train_loader) / run.grad_accum_steps)
     plan = amp_utils.resolve_amp(run.amp, run.amp_level, run.amp_dtype, device)
     lr = build_lr(cfg.OPTIMIZER.get("learning_rate"), steps_per_epoch, run.epochs)
@@ -492,7 +497,12 @@ def after_step(ctx, state, meter, bar, losses, batches, batch_time, reader_time)
 
 
 def evaluate(ctx):
-    """Validation losses averaged over every sample of every rank."""
+    """Validation losses averaged over every sample of every rank; for a retrieval set
+    (``MSRVTTDataset``, ``MSRVTTTrainDataset`` part holdout) its retrieval metrics instead."""
+    if getattr(ctx.valid_loader, "task", None) == "retrieval":
+        from .retrieval import validation_metrics
+
+        return validation_metrics(ctx.net.backbone, ctx.valid_loader)
     sums, count = {}, 0
     ctx.net.eval()
     with paddle.no_grad():
