@@ -4,10 +4,10 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 import pytest
+from modeling_helpers import build, golden_config, random_batch
 
 from paddlevideo.modeling.framework.actbert_retrieval import ActBertRetrieval
 from paddlevideo.utils.errors import ConfigError
-from tests.modeling.modeling_helpers import build, golden_config, random_batch
 
 TEXT = ("text_ids", "token_type_ids", "text_mask")
 VIDEO = ("image_feat", "image_loc", "image_mask", "action_feat", "action_mask")
