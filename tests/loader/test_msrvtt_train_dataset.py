@@ -72,6 +72,31 @@ def test_set_negatives_and_masked_text(tmp_path, vocab_file):
         build(tmp_path, vocab_file, negatives_per_sample=6)
 
 
+def test_features_from_the_project_store(tmp_path, vocab_file):
+    from paddlevideo.loader.store.lmdb_store import StoreWriter
+    from paddlevideo.loader.store.synthetic import random_clip
+
+    videos = [f"video{i}" for i in range(4)]
+    write_set(tmp_path, videos)
+    rng = np.random.default_rng(1)
+    clips = []
+    with StoreWriter(tmp_path / "store", top_k=4, max_shard_bytes=1 << 20, commit_every=2) as writer:
+        for i, vid in enumerate(reversed(videos)):  # stored in another order than the list
+            clip = random_clip(rng, i, feature_size=DIM, num_classes=10, action_feature_size=DIM)
+            clip.clip_id = vid
+            clips.append(clip)
+            writer.add(clip)
+    data = build(tmp_path, vocab_file, features_path=tmp_path / "store")
+    sample = data[3 * 1]  # first caption of video1 = the third clip written
+    clip = clips[2]
+    n = min(clip.n_boxes, 35)
+    np.testing.assert_allclose(sample["image_feat"][1 : n + 1], clip.image_feature[:n].astype(np.float16), rtol=1e-3)
+    assert sample["image_mask"].sum() == n + 1
+    write_set(tmp_path, videos + ["video9"], in_lmdb=videos)
+    with pytest.raises(DataError, match=r"1 of 5 videos are not in the features LMDB .*store.*\(video9\)"):
+        build(tmp_path, vocab_file, features_path=tmp_path / "store")
+
+
 def test_missing_videos_are_counted_and_named(tmp_path, vocab_file):
     videos = [f"video{i}" for i in range(8)]
     write_set(tmp_path, videos, in_lmdb=videos[:3])

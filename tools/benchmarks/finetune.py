@@ -79,7 +79,7 @@ def main(argv=None):
     batch = make_batch(make_inputs(B, B, seed=0), B)
     sides = {"ours": lambda: model(batch), "naive": lambda: naive_loss(model, batch, B, K)}
     times = {name: [] for name in sides}
-    for name, fn in sides.items():  # warm-up
+    for fn in sides.values():  # warm-up
         step(model, optimizer, fn)
     for _ in range(args.rounds):
         for name, fn in sides.items():

@@ -9,7 +9,9 @@ Inputs, as the MSR-VTT release and the usual split lists have them:
   ``video_id`` column (other columns ignored), one training video per row.
 - ``features_path``: an LMDB of pickled feature dicts keyed by video id, in the format of
   the released ``msrvtt_test.lmdb`` (read exactly as ``MSRVTTDataset`` reads it, same
-  test-time input construction; see ``msrvtt_dataset.py``).
+  test-time input construction; see ``msrvtt_dataset.py``), or the project's store
+  (``tools/howto100m_to_lmdb.py``; a directory of ``shard-*``), whose clip ids are the
+  MSR-VTT video ids; its features then go through the same input construction.
 
 ``part: train`` gives every caption of every split video (except the last
 ``holdout_videos`` videos of the list) as one training sample; ``part: holdout`` gives
@@ -36,6 +38,7 @@ from ...utils.errors import ConfigError, DataError
 from ...utils.logger import get_logger
 from ..pipelines.multimodal import RandomMask
 from ..registry import DATASETS
+from ..store.lmdb_store import HEADER_KEY, ID_PREFIX, PretrainStore, reader_env, shard_paths
 from .msrvtt_dataset import MSRVTTDataset
 
 EXAMPLES = 3  # how many missing videos an error names
@@ -141,8 +144,12 @@ class MSRVTTTrainDataset(MSRVTTDataset):
         sentences = read_sentences(self.captions_path)
         videos = self._drop_missing(videos, [v for v in videos if v not in sentences],
                                     f"have no caption in {self.captions_path}")
-        with self._open().begin(buffers=True) as txn:
-            absent = [v for v in videos if txn.get(v.encode("utf-8")) is None]
+        self._store, self._store_index = self._open_store()
+        if self._store is not None:
+            absent = [v for v in videos if v not in self._store_index]
+        else:
+            with self._open().begin(buffers=True) as txn:
+                absent = [v for v in videos if txn.get(v.encode("utf-8")) is None]
         videos = self._drop_missing(videos, absent, f"are not in the features LMDB '{self.features_path}'")
         query_videos, captions = [], []
         for vid in videos:
@@ -162,6 +169,38 @@ class MSRVTTTrainDataset(MSRVTTDataset):
         get_logger().warning("%s; skipped (skip_bad_records)", message)
         gone = set(missing)
         return [v for v in videos if v not in gone]
+
+    def _open_store(self):
+        """(PretrainStore, clip id -> global index) when ``features_path`` is the project's store,
+        else (None, None)."""
+        path = self.features_path
+        single = os.path.isfile(os.path.join(path, "data.mdb"))
+        if single:
+            with reader_env(path).begin() as txn:
+                if txn.get(HEADER_KEY) is None:
+                    return None, None  # a plain MSR-VTT LMDB
+        elif not os.path.isdir(path):
+            return None, None  # let the LMDB reader report it
+        store = PretrainStore(shard_paths(path))
+        index = {}
+        for shard, offset in zip(store.paths, store.offsets):
+            with reader_env(shard).begin() as txn:
+                cursor = txn.cursor()
+                if cursor.set_range(ID_PREFIX):
+                    for key, value in cursor:
+                        if not key.startswith(ID_PREFIX):
+                            break
+                        index[key[len(ID_PREFIX):].decode("utf-8")] = offset + int(value)
+        return store, index
+
+    def read_record(self, video_id):
+        """The video's arrays (see ``parse_record``), from the MSR-VTT LMDB or the store."""
+        if self._store is None:
+            return super().read_record(video_id)
+        clip = self._store.get(self._store_index[video_id])
+        return {"features": np.asarray(clip.image_feature, np.float32), "boxes": clip.boxes,
+                "action": np.asarray(clip.action_feature, np.float32), "image_h": clip.image_h,
+                "image_w": clip.image_w}
 
     def _check_videos_present(self, query_videos):
         pass  # done while reading, with the count and skip_bad_records
