@@ -161,6 +161,16 @@ def write_split(world, out, name, count, captions_per_clip, reserved):
         json.dump([item[7] for item in items], f, indent=0)
 
 
+def write_lmdb(path, records):
+    """A fresh LMDB at ``path`` holding ``records`` (video id -> pickled bytes), as MSR-VTT's."""
+    shutil.rmtree(path, ignore_errors=True)
+    env = lmdb.open(path, map_size=max(1 << 22, 4 * sum(map(len, records.values()))))
+    with env.begin(write=True) as txn:
+        for vid, value in records.items():
+            txn.put(vid.encode("ascii"), value)
+    env.close()
+
+
 def write_test(world, out, combos):
     """MSR-VTT-style test set of one video per combo: pickled-dict LMDB + JSFusion CSV, one query each."""
     records, rows = {}, []
@@ -174,13 +184,7 @@ def write_test(world, out, combos):
             rec = {k: (v.reshape(-1) if isinstance(v, np.ndarray) else v) for k, v in rec.items()}
         records[vid] = pickle.dumps(rec, protocol=4)
         rows.append(f"ret{i},msr{i},{vid},{world.captions(combo, 1)[0]}")
-    path = os.path.join(out, "msrvtt_test.lmdb")
-    shutil.rmtree(path, ignore_errors=True)
-    env = lmdb.open(path, map_size=max(1 << 22, 4 * sum(map(len, records.values()))))
-    with env.begin(write=True) as txn:
-        for vid, value in records.items():
-            txn.put(vid.encode("ascii"), value)
-    env.close()
+    write_lmdb(os.path.join(out, "msrvtt_test.lmdb"), records)
     with open(os.path.join(out, "MSRVTT_JSFUSION_test.csv"), "w", encoding="utf-8") as f:
         f.write("key,vid_key,video_id,sentence\n" + "\n".join(rows) + "\n")
 
@@ -199,13 +203,7 @@ def write_finetune(world, out, count, captions_per_clip, reserved, first_id):
                                      "boxes": world.boxes(len(feats)), "action_features": action_feat}, protocol=4)
         sentences += [{"video_id": vid, "caption": c} for c in world.captions(combo, captions_per_clip)]
         videos.append(vid)
-    path = os.path.join(out, "msrvtt_train.lmdb")
-    shutil.rmtree(path, ignore_errors=True)
-    env = lmdb.open(path, map_size=max(1 << 22, 4 * sum(map(len, records.values()))))
-    with env.begin(write=True) as txn:
-        for vid, value in records.items():
-            txn.put(vid.encode("ascii"), value)
-    env.close()
+    write_lmdb(os.path.join(out, "msrvtt_train.lmdb"), records)
     with open(os.path.join(out, "MSRVTT_JSFUSION_test.csv"), encoding="utf-8") as f:
         test = [line.rstrip("\n").split(",", 3)[2:] for line in f.readlines()[1:]]
     sentences += [{"video_id": vid, "caption": caption} for vid, caption in test]
