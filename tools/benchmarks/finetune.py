@@ -60,8 +60,8 @@ def step(model, optimizer, loss_fn):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=8, help="positives per step (B)")
-    parser.add_argument("--negatives", type=int, default=3, help="K negatives per direction")
-    parser.add_argument("--rounds", type=int, default=3, help="timed steps per side (alternating)")
+    parser.add_argument("--negatives", type=int, default=7, help="K negatives per direction (the config's 7)")
+    parser.add_argument("--rounds", type=int, default=2, help="timed steps per side (alternating)")
     parser.add_argument("--small", action="store_true", help="a 4-layer 256-wide model instead of full size")
     args = parser.parse_args(argv)
     paddle.set_device("cpu")
