@@ -215,8 +215,9 @@ def write_finetune(world, out, count, captions_per_clip, reserved, first_id):
         f.write("video_id\n" + "\n".join(videos) + "\n")
     questions = []
     for q, (vid, caption) in enumerate(test):
-        others = world.rng.choice([c for j, (_, c) in enumerate(test) if j != q], size=4, replace=False)
-        answer = int(world.rng.integers(5))
+        others = world.rng.choice([c for j, (_, c) in enumerate(test) if j != q], size=min(4, len(test) - 1),
+                                  replace=False)
+        answer = int(world.rng.integers(len(others) + 1))
         options = [str(c) for c in others]
         options.insert(answer, caption)
         questions.append({"video": f"{vid}.mp4", "caption": options, "answer": answer})

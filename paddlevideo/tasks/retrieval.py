@@ -210,8 +210,11 @@ def validation_metrics(backbone, dataset, pair_batch_size=DEFAULT_PAIR_BATCH_SIZ
 
     scores = score_matrix(backbone, dataset, pair_batch_size, text_batch_size, progress=False)
     metrics = retrieval_metrics(scores, dataset.query_video_index)
-    names = ("R@1", "R@5", "R@10", "MedR", "MeanR")
-    return {f"{d}_{n.replace('@', '')}": float(metrics[d][n]) for d in ("t2v", "v2t") for n in names}
+    return {f"{d}_{n.replace('@', '')}": float(metrics[d][n]) for d in ("t2v", "v2t") for n in _VALIDATION_NAMES}
+
+
+_VALIDATION_NAMES = ("R@1", "R@5", "R@10", "MedR", "MeanR")
+VALIDATION_METRICS = tuple(f"{d}_{n.replace('@', '')}" for d in ("t2v", "v2t") for n in _VALIDATION_NAMES)
 
 
 def brute_force_scores(backbone, dataset, pairs, batch_size=1):

@@ -186,6 +186,12 @@ def build_loaders(cfg, seed, rank, world, validate):
         return train, None
     valid_set = build_dataset(data.valid, pipes.get("valid"), where="DATASET.valid")
     if getattr(valid_set, "task", None) == "retrieval":
+        from .retrieval import VALIDATION_METRICS
+
+        best = cfg.get("best_metric", "loss")
+        if best not in VALIDATION_METRICS:
+            raise ConfigError(f"best_metric '{best}' is not computed on the retrieval set DATASET.valid; "
+                              f"choose one of {', '.join(VALIDATION_METRICS)} (e.g. t2v_R1 with best_mode: max)")
         return train, valid_set  # scored whole by score_matrix (evaluate), not batched through the loss
     valid = build_dataloader(valid_set, data.get("valid_batch_size", data.get("batch_size", 1)), workers,
                              shuffle=False, drop_last=False, seed=seed, rank=rank, world_size=world,

@@ -35,3 +35,27 @@ def test_finetuning_lifts_heldout_r1_above_zero_shot(demo_pretrained, tmp_path, 
     tuned = json.loads((tmp_path / "fine_tuned" / "msrvtt_metrics.json").read_text())["t2v"]
     assert tuned["R@1"] > zero_shot["R@1"], (zero_shot, tuned)
     assert tuned["MeanR"] < zero_shot["MeanR"], (zero_shot, tuned)
+
+
+def test_bad_finetuning_settings_stop_before_training(tmp_path):
+    """best_metric not computed on a retrieval validation set, and K above the batch's other samples."""
+    import pytest
+    from demo_helpers import ROOT, run_python
+
+    from paddlevideo.tasks.train import train_model
+    from paddlevideo.utils.config import get_config
+    from paddlevideo.utils.errors import ConfigError
+
+    data = tmp_path / "demo"
+    run_python(["tools/make_demo_data.py", "--out", str(data), "--num-train", "4", "--num-val", "4", "--num-test", "4",
+                "--num-finetune", "80"], ROOT)
+    paths = [f"DATASET.{s}.{k}={data}/{f}" for s in ("train", "valid") for k, f in
+             (("captions_path", "MSRVTT_data.json"), ("split_path", "MSRVTT_train.9k.csv"),
+              ("features_path", "msrvtt_train.lmdb"), ("vocab_file", "vocab.txt"))]
+    paths += [f"output_dir={tmp_path}/out"]
+    config = CONFIGS / "actbert_msrvtt_finetune_demo.yaml"
+    with pytest.raises(ConfigError, match="best_metric 'loss' is not computed on the retrieval set"):
+        train_model(get_config(config, [*paths, "best_metric=loss"]), validate=True)
+    with pytest.raises(ConfigError, match="num_negatives 16 is larger than the 15 other samples of a batch of 16"):
+        train_model(get_config(config, [*paths, "MODEL.loss.num_negatives=16"]), validate=True)
+    assert not (tmp_path / "out" / "ActBert_demo_ft_epoch_00001.pdparams").exists()
