@@ -153,3 +153,24 @@ def test_k_larger_than_the_candidates_is_refused_before_training(golden_dir):
         model.check_training_data(Data, 32)
     with pytest.raises(ConfigError, match="region class distributions"):
         make_model(golden_dir, region_weight=0.5)
+
+
+def test_set_negatives_equal_full_forward_passes(golden_dir):
+    """negative_source: set scores each positive against the N videos and captions drawn for it."""
+    B, N = 3, 2
+    model, config = make_model(golden_dir, kind="listwise", num_negatives=N, negative_source="set")
+    pool = make_batch(config, list(range(B * (N + 1))))  # rows B.. are the drawn negatives
+    batch = {k: v[:B] for k, v in pool.items()}
+    for k in (*TEXT, *VIDEO):
+        batch[f"neg_{k}"] = pool[k][B:].reshape([B, N, *pool[k].shape[1:]])
+    ours = model(batch)["loss"]
+    diff = lambda x: x[0] - x[1]  # noqa: E731
+    target = paddle.zeros([1], "int64")
+    terms = []
+    for i in range(B):
+        drawn = [B + i * N + n for n in range(N)]
+        pos = diff(full_forward_logits(model.backbone, pool, i, i))
+        t2v = paddle.stack([pos] + [diff(full_forward_logits(model.backbone, pool, i, j)) for j in drawn])
+        v2t = paddle.stack([pos] + [diff(full_forward_logits(model.backbone, pool, j, i)) for j in drawn])
+        terms += [F.cross_entropy(t2v.unsqueeze(0), target), F.cross_entropy(v2t.unsqueeze(0), target)]
+    np.testing.assert_allclose(float(ours), float(paddle.stack(terms).mean()), rtol=2e-4, atol=2e-5)
