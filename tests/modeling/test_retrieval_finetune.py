@@ -174,3 +174,21 @@ def test_set_negatives_equal_full_forward_passes(golden_dir):
         v2t = paddle.stack([pos] + [diff(full_forward_logits(model.backbone, pool, j, i)) for j in drawn])
         terms += [F.cross_entropy(t2v.unsqueeze(0), target), F.cross_entropy(v2t.unsqueeze(0), target)]
     np.testing.assert_allclose(float(ours), float(paddle.stack(terms).mean()), rtol=2e-4, atol=2e-5)
+
+
+def test_masked_word_term_is_added_with_its_weight(golden_dir):
+    model, config = make_model(golden_dir, kind="listwise", num_negatives=2, text_weight=0.5)
+    batch = make_batch(config, [0, 1, 2])
+    labels = np.full([3, 9], -1, np.int64)
+    labels[:, 2] = batch["text_ids"].numpy()[:, 2]  # one masked word per caption
+    masked = batch["text_ids"].numpy().copy()
+    masked[:, 2] = 3
+    batch.update(masked_text_ids=paddle.to_tensor(masked), text_labels=paddle.to_tensor(labels))
+    out = model(batch)
+    # the masked-LM cross-entropy of the three labelled words, from the full forward pass
+    inputs = {k: batch[k] for k in (*TEXT, *VIDEO)}
+    inputs["text_ids"] = batch["masked_text_ids"]
+    scores = model.backbone(**inputs)[0][:, 2]  # [3, vocab]
+    expected = F.cross_entropy(scores, paddle.to_tensor(labels[:, 2:3]))
+    np.testing.assert_allclose(float(out["loss_text"]), float(expected), rtol=1e-4)
+    np.testing.assert_allclose(float(out["loss"]), float(out["loss_match"]) + 0.5 * float(expected), rtol=1e-4)
