@@ -164,6 +164,16 @@ def write_split(world, out, name, count, captions_per_clip, reserved):
         json.dump([item[7] for item in items], f, indent=0)
 
 
+def write_lmdb(path, records):
+    """A fresh LMDB at ``path`` holding ``records`` (video id -> pickled bytes), as MSR-VTT's."""
+    shutil.rmtree(path, ignore_errors=True)
+    env = lmdb.open(path, map_size=max(1 << 22, 4 * sum(map(len, records.values()))))
+    with env.begin(write=True) as txn:
+        for vid, value in records.items():
+            txn.put(vid.encode("ascii"), value)
+    env.close()
+
+
 def write_test(world, out, combos):
     """MSR-VTT-style test set of one video per combo: pickled-dict LMDB + JSFusion CSV, one query each."""
     records, rows = {}, []
@@ -177,19 +187,49 @@ def write_test(world, out, combos):
             rec = {k: (v.reshape(-1) if isinstance(v, np.ndarray) else v) for k, v in rec.items()}
         records[vid] = pickle.dumps(rec, protocol=4)
         rows.append(f"ret{i},msr{i},{vid},{world.captions(combo, 1)[0]}")
-    path = os.path.join(out, "msrvtt_test.lmdb")
-    shutil.rmtree(path, ignore_errors=True)
-    env = lmdb.open(path, map_size=max(1 << 22, 4 * sum(map(len, records.values()))))
-    with env.begin(write=True) as txn:
-        for vid, value in records.items():
-            txn.put(vid.encode("ascii"), value)
-    env.close()
+    write_lmdb(os.path.join(out, "msrvtt_test.lmdb"), records)
     with open(os.path.join(out, "MSRVTT_JSFUSION_test.csv"), "w", encoding="utf-8") as f:
         f.write("key,vid_key,video_id,sentence\n" + "\n".join(rows) + "\n")
 
 
+def write_finetune(world, out, count, captions_per_clip, reserved, first_id):
+    """MSR-VTT-format fine-tuning data: ``msrvtt_train.lmdb`` (features as the test LMDB),
+    ``MSRVTT_data.json`` (``sentences`` of these videos and of the test videos) and the split
+    list ``MSRVTT_train.9k.csv``; plus ``msrvtt_mc_test.json``, a multiple-choice set over
+    the test videos (true caption among 4 captions of other test videos)."""
+    records, sentences, videos = {}, [], []
+    for i in range(count):
+        combo, vid = world.random_combo(reserved), f"video{first_id + i}"
+        _, feats, _ = world.regions(combo)
+        action_feat, _ = world.actions(combo)
+        records[vid] = pickle.dumps({"video_id": vid, "image_h": IMAGE_H, "image_w": IMAGE_W, "features": feats,
+                                     "boxes": world.boxes(len(feats)), "action_features": action_feat}, protocol=4)
+        sentences += [{"video_id": vid, "caption": c} for c in world.captions(combo, captions_per_clip)]
+        videos.append(vid)
+    write_lmdb(os.path.join(out, "msrvtt_train.lmdb"), records)
+    with open(os.path.join(out, "MSRVTT_JSFUSION_test.csv"), encoding="utf-8") as f:
+        test = [line.rstrip("\n").split(",", 3)[2:] for line in f.readlines()[1:]]
+    sentences += [{"video_id": vid, "caption": caption} for vid, caption in test]
+    for n, entry in enumerate(sentences):
+        entry["sen_id"] = n
+    with open(os.path.join(out, "MSRVTT_data.json"), "w", encoding="utf-8") as f:
+        json.dump({"sentences": sentences}, f)
+    with open(os.path.join(out, "MSRVTT_train.9k.csv"), "w", encoding="utf-8") as f:
+        f.write("video_id\n" + "\n".join(videos) + "\n")
+    questions = []
+    for q, (vid, caption) in enumerate(test):
+        others = world.rng.choice([c for j, (_, c) in enumerate(test) if j != q], size=min(4, len(test) - 1),
+                                  replace=False)
+        answer = int(world.rng.integers(len(others) + 1))
+        options = [str(c) for c in others]
+        options.insert(answer, caption)
+        questions.append({"video": f"{vid}.mp4", "caption": options, "answer": answer})
+    with open(os.path.join(out, "msrvtt_mc_test.json"), "w", encoding="utf-8") as f:
+        json.dump(questions, f, indent=0)
+
+
 def make_demo_data(out="data/demo", seed=0, num_train=4000, num_val=200, num_test=100, feature_dim=64,
-                   noise=0.2, captions_per_clip=2):
+                   noise=0.2, captions_per_clip=2, num_finetune=300):
     """Write the demo corpus to ``out``; returns the info dict also saved as demo_info.json."""
     os.makedirs(out, exist_ok=True)
     world = World(np.random.default_rng(seed), feature_dim, noise)
@@ -202,8 +242,10 @@ def make_demo_data(out="data/demo", seed=0, num_train=4000, num_val=200, num_tes
     write_split(world, out, "train", num_train, captions_per_clip, reserved=set(test))
     write_split(world, out, "val", num_val, captions_per_clip, reserved=set(test))
     write_test(world, out, test)
+    # Last, so that the files above stay the same for a given seed.
+    write_finetune(world, out, num_finetune, captions_per_clip, set(test), first_id=num_test)
     info = {
-        "seed": seed, "num_train": num_train, "num_val": num_val, "num_test": num_test,
+        "seed": seed, "num_train": num_train, "num_val": num_val, "num_test": num_test, "num_finetune": num_finetune,
         "vocab_size": len(vocab), "v_feature_size": feature_dim, "a_feature_size": feature_dim,
         "v_target_size": len(world.classes), "a_target_size": len(ACTIONS),
         "region_classes": world.classes, "action_classes": [verb for verb, _ in ACTIONS],
@@ -220,16 +262,18 @@ def main(argv=None):
     parser.add_argument("--num-train", type=int, default=4000, help="pretraining clips")
     parser.add_argument("--num-val", type=int, default=200, help="validation clips")
     parser.add_argument("--num-test", type=int, default=100, help="MSR-VTT-style test videos (one query each)")
+    parser.add_argument("--num-finetune", type=int, default=300,
+                        help="MSR-VTT-format fine-tuning videos (msrvtt_train.lmdb, MSRVTT_data.json, split list)")
     parser.add_argument("--feature-dim", type=int, default=64,
                         help="region and action feature size (real data: 2048; the demo configs expect 64)")
     parser.add_argument("--noise", type=float, default=0.2, help="feature noise std (prototypes have std 1)")
     args = parser.parse_args(argv)
-    for name in ("num_train", "num_val", "num_test", "feature_dim"):
+    for name in ("num_train", "num_val", "num_test", "feature_dim", "num_finetune"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     start = time.perf_counter()
     info = make_demo_data(args.out, args.seed, args.num_train, args.num_val, args.num_test, args.feature_dim,
-                          args.noise)
+                          args.noise, num_finetune=args.num_finetune)
     print(f"wrote {args.out}/: {info['num_train']} train, {info['num_val']} val clips, {info['num_test']} test "
           f"videos; vocab {info['vocab_size']} tokens, {info['v_target_size']} region classes, "
           f"{info['a_target_size']} actions, features {info['v_feature_size']}-d "

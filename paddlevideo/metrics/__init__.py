@@ -1,2 +1,2 @@
-from . import retrieval
+from . import multiple_choice, retrieval
 from .registry import METRICS

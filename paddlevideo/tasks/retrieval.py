@@ -164,6 +164,59 @@ def score_matrix(
     return _gather_rows(rows, dataset.num_queries, world)
 
 
+def score_pairs(backbone, dataset, pairs, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE, amp=False, amp_level="O1",
+                progress=False):
+    """Matching logit difference of listed (query i, video j) pairs: float32 [P].
+
+    For sparse pair sets (multiple choice: each video against its own few captions) where
+    ``score_matrix``'s every-caption-against-every-video would waste work. Pairs are taken
+    in passes of ``pair_batch_size`` in the given order; within a pass each distinct caption
+    is encoded once (``encode_text``) and each distinct video once (``encode_video``), and
+    the pairs go through ``match_logits`` together. Keep pairs of a video next to each other.
+    """
+    if int(pair_batch_size) < 1:
+        raise ConfigError(f"test_pair_batch_size must be >= 1, got {pair_batch_size}")
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    out = np.zeros(len(pairs), dtype=np.float32)
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with paddle.no_grad(), _autocast(amp, amp_level), _progress(len(pairs), progress) as bar:
+            for start in range(0, len(pairs), int(pair_batch_size)):
+                chunk = pairs[start : start + int(pair_batch_size)]
+                queries, text_index = np.unique(chunk[:, 0], return_inverse=True)
+                videos, video_index = np.unique(chunk[:, 1], return_inverse=True)
+                prefix = backbone.encode_text(**_stack([dataset.query(int(i)) for i in queries], TEXT_KEYS))
+                video = backbone.encode_video(**_stack([dataset.video(int(j)) for j in videos], VIDEO_KEYS))
+                logits = backbone.match_logits(
+                    prefix, video, paddle.to_tensor(text_index.astype(np.int64)),
+                    paddle.to_tensor(video_index.astype(np.int64)),
+                ).astype("float32")
+                out[start : start + len(chunk)] = (logits[:, 0] - logits[:, 1]).numpy()
+                bar.update(len(chunk))
+    finally:
+        if was_training:
+            backbone.train()
+    return out
+
+
+def validation_metrics(backbone, dataset, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE, text_batch_size=8):
+    """Text->video and video->text R@1/5/10, MedR, MeanR of ``dataset`` as flat names
+    (``t2v_R1``, ``t2v_MedR``, ``v2t_R5``, ...), for ``--validate`` and ``best_metric``.
+
+    The same ``score_matrix`` and ``retrieval_metrics`` as ``--test``; nothing is written.
+    """
+    from ..metrics.retrieval import retrieval_metrics
+
+    scores = score_matrix(backbone, dataset, pair_batch_size, text_batch_size, progress=False)
+    metrics = retrieval_metrics(scores, dataset.query_video_index)
+    return {f"{d}_{n.replace('@', '')}": float(metrics[d][n]) for d in ("t2v", "v2t") for n in _VALIDATION_NAMES}
+
+
+_VALIDATION_NAMES = ("R@1", "R@5", "R@10", "MedR", "MeanR")
+VALIDATION_METRICS = tuple(f"{d}_{n.replace('@', '')}" for d in ("t2v", "v2t") for n in _VALIDATION_NAMES)
+
+
 def brute_force_scores(backbone, dataset, pairs, batch_size=1):
     """Reference scoring: the full forward pass (every stream, every head) for each pair.
 

@@ -19,12 +19,13 @@ import paddle
 import paddle.distributed as dist
 
 from ..metrics.registry import METRICS
-from ..utils.errors import DataError, WeightsError
+from ..utils.errors import ConfigError, DataError, WeightsError
 from ..utils.logger import get_logger
 from ..utils.registry import build_from_cfg
-from .retrieval import DEFAULT_PAIR_BATCH_SIZE, score_matrix
+from .retrieval import DEFAULT_PAIR_BATCH_SIZE, score_matrix, score_pairs
 
 SCORES_FILE = "msrvtt_scores.npy"
+MC_SCORES_FILE = "msrvtt_mc_scores.npy"
 
 # What describe_checkpoint's answer means to a user who passed the file as -w.
 _KIND_HINTS = {
@@ -96,8 +97,8 @@ def check_dataset(dataset, where="DATASET.test"):
         dataset.video(0)  # the first record read and checked now, not hours into scoring
 
 
-def _build_metric(cfg, output_dir, dataset, batch_size):
-    metric_cfg = cfg.get("METRIC") or {"name": "MSRVTTMetric"}
+def _build_metric(cfg, output_dir, dataset, batch_size, default="MSRVTTMetric"):
+    metric_cfg = cfg.get("METRIC") or {"name": default}
     metric = build_from_cfg(
         metric_cfg, METRICS, where="METRIC", data_size=dataset.num_queries, batch_size=batch_size, output_dir=output_dir
     )
@@ -132,6 +133,8 @@ def test_model(cfg, weights, amp=False, amp_level="O1", progress=True):
     model = build_test_model(cfg.MODEL, weights)
     text_batch = int(cfg.DATASET.get("test_batch_size", 1))
     pair_batch = int(cfg.DATASET.get("test_pair_batch_size", DEFAULT_PAIR_BATCH_SIZE))
+    if getattr(dataset, "task", None) == "multiple_choice":
+        return test_multiple_choice(cfg, model, dataset, output_dir, pair_batch, amp, amp_level, progress)
     metric = _build_metric(cfg, output_dir, dataset, text_batch)
     world = _init_distributed()
     logger.info(
@@ -151,4 +154,32 @@ def test_model(cfg, weights, amp=False, amp_level="O1", progress=True):
     os.makedirs(output_dir, exist_ok=True)
     np.save(os.path.join(output_dir, SCORES_FILE), scores)
     metric.update(scores, dataset.query_video_index)
+    return metric.accumulate()
+
+
+def test_multiple_choice(cfg, model, dataset, output_dir, pair_batch, amp=False, amp_level="O1", progress=True):
+    """MSR-VTT multiple choice: score each question's candidates against its video, report accuracy.
+
+    Writes ``msrvtt_mc_metrics.json``, ``msrvtt_mc_predictions.csv`` and the scores
+    ``msrvtt_mc_scores.npy`` [N, C]; returns the metrics dict (on rank 0; every rank
+    scores all questions, which are few).
+    """
+    logger = get_logger()
+    metric = _build_metric(cfg, output_dir, dataset, pair_batch, default="MSRVTTMCMetric")
+    if not hasattr(metric, "question_ids"):
+        raise ConfigError(f"METRIC {type(metric).__name__} is a retrieval metric; a multiple-choice "
+                          "test set needs METRIC: {name: MSRVTTMCMetric}")
+    logger.info("scoring %d questions x %d candidates (%d videos) on %s", dataset.num_questions,
+                dataset.num_choices, dataset.num_videos, paddle.get_device())
+    start = time.perf_counter()
+    scores = score_pairs(model.backbone, dataset, dataset.pairs(), pair_batch_size=pair_batch, amp=amp,
+                         amp_level=amp_level, progress=progress).reshape(dataset.num_questions, dataset.num_choices)
+    logger.info("scored in %.1f s", time.perf_counter() - start)
+    if dist.get_world_size() > 1 and dist.get_rank() != 0:
+        return None
+    os.makedirs(output_dir, exist_ok=True)
+    np.save(os.path.join(output_dir, MC_SCORES_FILE), scores)
+    metric.question_ids = list(dataset.question_ids)
+    metric.video_ids = [dataset.video_ids[j] for j in dataset.question_video]
+    metric.update(scores, dataset.answers)
     return metric.accumulate()

@@ -215,7 +215,16 @@ def build_loaders(cfg, datasets, seed, rank, world):
                              seed=seed, rank=rank, world_size=world)
     if "valid" not in datasets:
         return train, None
-    valid = build_dataloader(datasets["valid"], data.get("valid_batch_size", data.get("batch_size", 1)), workers,
+    valid_set = datasets["valid"]
+    if getattr(valid_set, "task", None) == "retrieval":
+        from .retrieval import VALIDATION_METRICS
+
+        best = cfg.get("best_metric", "loss")
+        if best not in VALIDATION_METRICS:
+            raise ConfigError(f"best_metric '{best}' is not computed on the retrieval set DATASET.valid; "
+                              f"choose one of {', '.join(VALIDATION_METRICS)} (e.g. t2v_R1 with best_mode: max)")
+        return train, valid_set  # scored whole by score_matrix (evaluate), not batched through the loss
+    valid = build_dataloader(valid_set, data.get("valid_batch_size", data.get("batch_size", 1)), workers,
                              shuffle=False, drop_last=False, seed=seed, rank=rank, world_size=world,
                              where="DATASET.valid")
     return train, valid
@@ -235,6 +244,9 @@ def build_context(cfg, run, weights, resume_state, datasets, max_iters):
 
         load_model_weights(net, weights)
     train_loader, valid_loader = build_loaders(cfg, datasets, seed, rank, world)
+    check_data = getattr(net, "check_training_data", None)  # e.g. enough negatives for fine-tuning
+    if check_data is not None:
+        check_data(datasets["train"], train_loader.batch_sampler.batch_size)
     steps_per_epoch = math.ceil(len(train_loader) / run.grad_accum_steps)
     plan = amp_utils.resolve_amp(run.amp, run.amp_level, run.amp_dtype, device)
     lr = build_lr(cfg.OPTIMIZER.get("learning_rate"), steps_per_epoch, run.epochs)
@@ -576,7 +588,12 @@ def after_step(ctx, state, meter, bar, losses, batches, batch_time, reader_time)
 
 
 def evaluate(ctx):
-    """Validation losses averaged over every sample of every rank."""
+    """Validation losses averaged over every sample of every rank; for a retrieval set
+    (``MSRVTTDataset``, ``MSRVTTTrainDataset`` part holdout) its retrieval metrics instead."""
+    if getattr(ctx.valid_loader, "task", None) == "retrieval":
+        from .retrieval import validation_metrics
+
+        return validation_metrics(ctx.net.backbone, ctx.valid_loader)
     sums, count = {}, 0
     ctx.net.eval()
     with paddle.no_grad():

@@ -3,9 +3,10 @@ retrieval on its held-out test videos far above chance; the demo's closing searc
 (``tools/demo_search.sh``) then ranks the right video first for a held-out caption.
 
 Runs ``main.py`` as a user would (train, then ``--test``) on freshly generated demo
-data. The matching loss sits at ln 2 for roughly 800 steps before it falls, so this
-test cannot be much shorter than ~1100 steps (about 4 minutes on 2 CPU cores); it is
-the slowest test of the suite on purpose.
+data. The matching loss sits at ln 2 for roughly 800 steps before it falls, so the
+pretraining (the ``demo_pretrained`` fixture, shared with the fine-tuning test) cannot be
+much shorter than ~1100 steps (about 4 minutes on 2 CPU cores); it is the slowest part
+of the suite on purpose.
 """
 
 import json
@@ -13,41 +14,23 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
+from demo_helpers import CONFIGS, ROOT, demo_test_overrides, run_python
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = ROOT / "configs/multimodal/actbert"
 CHANCE_R1 = 1.0  # %, 100 test videos
 
 
-def run(args, cwd):
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
-
-
-def test_demo_pretraining_lifts_retrieval_far_above_chance(tmp_path):
-    data, out = tmp_path / "demo", tmp_path / "out"
-    run(["tools/make_demo_data.py", "--out", str(data)], ROOT)
-    train = ["-o", f"output_dir={out}", "-o", "epochs=9", "-o", "save_interval=9"]
-    for split, npy, captions in (("train", "actbert_train_data.npy", "caption_train.json"),
-                                 ("valid", "actbert_val_data.npy", "caption_val.json")):
-        train += ["-o", f"DATASET.{split}.file_path={data / npy}", "-o", f"DATASET.{split}.vocab_file={data}/vocab.txt",
-                  "-o", f"PIPELINE.{split}.transform.1.caption_path={data / captions}"]
-    log = run(["main.py", "-c", str(CONFIGS / "actbert_demo.yaml"), *train], ROOT)
+def test_demo_pretraining_lifts_retrieval_far_above_chance(demo_pretrained, tmp_path):
+    data, out, checkpoint, log = demo_pretrained
     assert "loss_match:" in log
-    test = ["-o", f"output_dir={out}", "-o", f"DATASET.test.file_path={data}/MSRVTT_JSFUSION_test.csv",
-            "-o", f"DATASET.test.features_path={data}/msrvtt_test.lmdb",
-            "-o", f"DATASET.test.vocab_file={data}/vocab.txt"]
-    run(["main.py", "--test", "-c", str(CONFIGS / "actbert_msrvtt_demo.yaml"), "-w",
-         str(out / "ActBert_demo_epoch_00009.pdparams"), *test], ROOT)
-    metrics = json.loads((out / "msrvtt_metrics.json").read_text())
+    run_python(["main.py", "--test", "-c", str(CONFIGS / "actbert_msrvtt_demo.yaml"), "-w", str(checkpoint),
+                *demo_test_overrides(data, tmp_path)])
+    metrics = json.loads((tmp_path / "msrvtt_metrics.json").read_text())
     assert metrics["t2v"]["R@1"] >= 10 * CHANCE_R1, metrics
     assert metrics["t2v"]["R@5"] >= 20 * CHANCE_R1, metrics
-    assert (out / "loss_curve.png").stat().st_size > 0 and (out / "msrvtt_ranks.png").stat().st_size > 0
-    check_demo_search(data, out, out / "ActBert_demo_epoch_00009.pdparams")
+    assert (out / "loss_curve.png").stat().st_size > 0 and (tmp_path / "msrvtt_ranks.png").stat().st_size > 0
+    check_demo_search(data, tmp_path, checkpoint)
 
 
 def check_demo_search(data, out, weights):

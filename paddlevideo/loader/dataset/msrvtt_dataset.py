@@ -296,6 +296,8 @@ class MSRVTTDataset:
         pipeline: optional callable applied to each ``__getitem__`` sample.
     """
 
+    task = "retrieval"  # what --test / --validate do with it
+
     def __init__(
         self,
         file_path,
@@ -336,13 +338,17 @@ class MSRVTTDataset:
             query_videos, self.captions = [], []
             self.video_ids = self._all_video_ids()
         else:
-            query_videos, self.captions = read_queries(self.file_path)
+            query_videos, self.captions = self._read_queries()
             self.video_ids = list(dict.fromkeys(query_videos))
         position = {vid: j for j, vid in enumerate(self.video_ids)}
         self.query_video_index = np.array([position[v] for v in query_videos], dtype=np.int64)
         self._text = self._tokenize(self.captions)
         if query_videos:
             self._check_videos_present(query_videos)
+
+    def _read_queries(self):
+        """(video id, caption) of every query, in order (subclasses read other layouts)."""
+        return read_queries(self.file_path)
 
     # ---- sizes
     @property

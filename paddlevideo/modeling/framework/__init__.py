@@ -1,2 +1,2 @@
-
 from .actbert import ActBert
+from .actbert_retrieval import ActBertRetrieval

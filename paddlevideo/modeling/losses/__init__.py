@@ -1,2 +1,2 @@
-
 from .actbert_loss import ActBertLoss
+from .retrieval_loss import RetrievalMatchingLoss
