@@ -316,6 +316,10 @@ class LayerNorm(nn.LayerNorm):
     (shift and scale) are the usual ones. Only when the input requires a gradient in dygraph:
     evaluation, retrieval and export are untouched. The inputs of every LayerNorm here are
     fresh sums read by nothing else, so the hook affects this LayerNorm's input alone.
+
+    Used in the region and action streams, their side of the connection layers and their
+    heads. The text stream keeps ``nn.LayerNorm``: its rows sum learned word, position and
+    type embeddings and are never constant, and skipping the check there halves its cost.
     """
 
     def forward(self, x):
@@ -354,12 +358,14 @@ class MultiHeadAttention(nn.Layer):
 
 
 class ResidualNorm(nn.Layer):
-    """LayerNorm(dropout(dense(x)) + residual): BERT's ``attention.output`` and ``output``."""
+    """LayerNorm(dropout(dense(x)) + residual): BERT's ``attention.output`` and ``output``.
 
-    def __init__(self, in_size, out_size, dropout_prob):
+    ``norm``: the LayerNorm class (``nn.LayerNorm`` for the text stream, see ``LayerNorm``)."""
+
+    def __init__(self, in_size, out_size, dropout_prob, norm=None):
         super().__init__()
         self.dense = nn.Linear(in_size, out_size)
-        self.LayerNorm = LayerNorm(out_size, epsilon=LAYER_NORM_EPS)
+        self.LayerNorm = (norm or LayerNorm)(out_size, epsilon=LAYER_NORM_EPS)
         self.dropout = nn.Dropout(dropout_prob)
 
     def forward(self, x, residual):
@@ -400,10 +406,10 @@ class SelfAttention(nn.Layer):
 
 
 class Attention(nn.Layer):
-    def __init__(self, hidden_size, num_heads, attention_dropout, hidden_dropout):
+    def __init__(self, hidden_size, num_heads, attention_dropout, hidden_dropout, norm=None):
         super().__init__()
         self.self = SelfAttention(hidden_size, num_heads, attention_dropout)
-        self.output = ResidualNorm(hidden_size, hidden_size, hidden_dropout)
+        self.output = ResidualNorm(hidden_size, hidden_size, hidden_dropout, norm)
 
     def forward(self, hidden, bias, rows=None):
         residual = hidden if rows is None else rows.gather(hidden)
@@ -413,11 +419,12 @@ class Attention(nn.Layer):
 class TransformerLayer(nn.Layer):
     """Post-LN BERT layer (``bert.encoder.layer.i``, ``v_layer.i``, ``a_layer.i``)."""
 
-    def __init__(self, hidden_size, intermediate_size, act, num_heads, hidden_dropout, attention_dropout):
+    def __init__(self, hidden_size, intermediate_size, act, num_heads, hidden_dropout, attention_dropout,
+                 norm=None):
         super().__init__()
-        self.attention = Attention(hidden_size, num_heads, attention_dropout, hidden_dropout)
+        self.attention = Attention(hidden_size, num_heads, attention_dropout, hidden_dropout, norm)
         self.intermediate = Intermediate(hidden_size, intermediate_size, act)
-        self.output = ResidualNorm(intermediate_size, hidden_size, hidden_dropout)
+        self.output = ResidualNorm(intermediate_size, hidden_size, hidden_dropout, norm)
 
     def forward(self, hidden, bias, rows=None):
         """hidden [B, L, C] -> [B, L, C]; with ``rows`` the outputs of those rows only, [N, C]."""
@@ -567,7 +574,7 @@ class TangledOutput(nn.Layer):
         self.dense1 = nn.Linear(bi, cfg.v_hidden_size)
         self.LayerNorm1 = LayerNorm(cfg.v_hidden_size, epsilon=LAYER_NORM_EPS)
         self.dense2 = nn.Linear(bi, cfg.hidden_size)
-        self.LayerNorm2 = LayerNorm(cfg.hidden_size, epsilon=LAYER_NORM_EPS)
+        self.LayerNorm2 = nn.LayerNorm(cfg.hidden_size, epsilon=LAYER_NORM_EPS)  # text: see LayerNorm
         # Sized with the text hidden size in the reference (hence a_hidden_size == hidden_size).
         self.dense3 = nn.Linear(bi, cfg.hidden_size)
         self.LayerNorm3 = LayerNorm(cfg.hidden_size, epsilon=LAYER_NORM_EPS)
@@ -595,7 +602,7 @@ class ConnectionLayer(nn.Layer):
         self.v_intermediate = Intermediate(cfg.v_hidden_size, cfg.v_intermediate_size, cfg.v_hidden_act)
         self.v_output = ResidualNorm(cfg.v_intermediate_size, cfg.v_hidden_size, cfg.v_hidden_dropout_prob)
         self.t_intermediate = Intermediate(cfg.hidden_size, cfg.intermediate_size, cfg.hidden_act)
-        self.t_output = ResidualNorm(cfg.intermediate_size, cfg.hidden_size, cfg.hidden_dropout_prob)
+        self.t_output = ResidualNorm(cfg.intermediate_size, cfg.hidden_size, cfg.hidden_dropout_prob, nn.LayerNorm)
         self.a_intermediate = Intermediate(cfg.a_hidden_size, cfg.a_intermediate_size, cfg.a_hidden_act)
         self.a_output = ResidualNorm(cfg.a_intermediate_size, cfg.a_hidden_size, cfg.a_hidden_dropout_prob)
 
@@ -651,7 +658,7 @@ class TextEmbeddings(nn.Layer):
         self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=0)
         self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
         self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
-        self.LayerNorm = LayerNorm(cfg.hidden_size, epsilon=LAYER_NORM_EPS)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, epsilon=LAYER_NORM_EPS)
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, text_ids, token_type_ids):
@@ -707,7 +714,7 @@ class Encoder(nn.Layer):
         self.layer = nn.LayerList(
             TransformerLayer(
                 cfg.hidden_size, cfg.intermediate_size, cfg.hidden_act, cfg.num_attention_heads,
-                cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob,
+                cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob, nn.LayerNorm,
             )
             for _ in range(cfg.num_hidden_layers)
         )
@@ -843,11 +850,11 @@ class BertModel(nn.Layer):
 
 
 class HeadTransform(nn.Layer):
-    def __init__(self, hidden_size, act):
+    def __init__(self, hidden_size, act, norm=None):
         super().__init__()
         self.dense = nn.Linear(hidden_size, hidden_size)
         self.act = ACTIVATIONS[act]
-        self.LayerNorm = LayerNorm(hidden_size, epsilon=LAYER_NORM_EPS)
+        self.LayerNorm = (norm or LayerNorm)(hidden_size, epsilon=LAYER_NORM_EPS)
 
     def forward(self, x):
         return self.LayerNorm(self.act(self.dense(x)))
@@ -862,7 +869,7 @@ class MaskedLMHead(nn.Layer):
         # under both names, as the checkpoints do.
         self.decoder_weight = word_embeddings
         self.decoder_bias = self.create_parameter([cfg.vocab_size], is_bias=True)
-        self.transform = HeadTransform(cfg.hidden_size, cfg.hidden_act)
+        self.transform = HeadTransform(cfg.hidden_size, cfg.hidden_act, nn.LayerNorm)
 
     def forward(self, hidden):
         """hidden [..., H] -> [..., vocab]."""
