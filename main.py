@@ -105,14 +105,9 @@ def main(argv=None):
     args = parse_args(argv)
     set_cpu_threads(_configured_threads(args))
     import paddlevideo  # noqa: F401  (fills the registries; imports Paddle)
-    from paddlevideo.utils.errors import ActBertError
+    from paddlevideo.utils.errors import exit_status
 
-    try:
-        run(args)
-    except ActBertError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(run, args)
 
 
 if __name__ == "__main__":

@@ -59,14 +59,9 @@ def run(args):
 def main(argv=None):
     args = parse_args(argv)
     import paddlevideo  # noqa: F401  (fills the registries)
-    from paddlevideo.utils.errors import ActBertError
+    from paddlevideo.utils.errors import exit_status
 
-    try:
-        run(args)
-    except ActBertError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(run, args)
 
 
 if __name__ == "__main__":

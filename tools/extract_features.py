@@ -48,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from paddlevideo.utils.errors import ActBertError, ConfigError, DataError  # noqa: E402
+from paddlevideo.utils.errors import ConfigError, DataError, exit_status  # noqa: E402
 from paddlevideo.utils.logger import get_logger, setup_logger  # noqa: E402
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts"}
@@ -688,12 +688,7 @@ def main(argv=None):
     args = parse_args(argv)
     setup_logger(level="INFO")
     get_logger().setLevel("INFO")  # every rank logs its own skips (training logs on rank 0 only)
-    try:
-        run(args)
-    except ActBertError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(run, args)
 
 
 if __name__ == "__main__":

