@@ -398,9 +398,10 @@ def nonfinite_gradient(net):
 
 
 def scaler_overflow(ctx):
-    """float16 only: unscale the gradients; the scaler's own inf/NaN check names the first
-    offending parameter, or None. Skipped steps count toward ``max_nonfinite_steps`` only once
-    the loss scale is down to 1: above it an overflow is the dynamic scaling's normal search."""
+    """float16 only: unscale the gradients and read the scaler's own inf/NaN check. Returns
+    None, or a ``Skipped`` naming the first offending parameter, which counts toward
+    ``max_nonfinite_steps`` only once the loss scale is down to 1: above it an overflow is
+    the dynamic scaling's normal search for its scale."""
     ctx.scaler.unscale_(ctx.optimizer)
     if not bool(ctx.scaler._found_inf):
         return None
