@@ -168,6 +168,9 @@ def open_datasets(cfg, validate):
         else:
             dataset[0]
         datasets[split] = dataset
+    disjoint = getattr(datasets.get("valid"), "check_disjoint", None)  # no validation data in training
+    if disjoint is not None:
+        disjoint(datasets["train"])
     return datasets
 
 

@@ -15,6 +15,9 @@ In the JSON layouts the video is read from ``video``, ``clip_name``, ``video_id`
 ``options``, ``caption`` or ``captions``, the question id from ``qid``, ``question_id``,
 ``id`` or ``key`` (default: the question's position).
 
+Candidates must be non-empty strings; two questions with one id, or with the same video and
+candidates, are refused (either would be scored twice).
+
 Video features come from ``features_path`` (an MSR-VTT-format LMDB, read as
 ``MSRVTTDataset`` reads it). The candidates are the dataset's queries, question after
 question (``num_choices`` each), so caption ``q * num_choices + c`` is candidate c of
@@ -120,15 +123,35 @@ def read_mc_questions(path):
     for where, _, _, candidates, answer in questions:
         if len(candidates) != count or count < 2:
             raise DataError(f"{where}: {len(candidates)} candidates, expected {max(count, 2)} as in the first question")
-        if any(not str(c).strip() for c in candidates):
-            raise DataError(f"{where}: an empty candidate caption")
+        for c, candidate in enumerate(candidates):
+            if not isinstance(candidate, str):
+                raise DataError(f"{where}: candidate {c} must be a caption string, got {type(candidate).__name__} "
+                                f"{candidate!r:.60}")
+            if not candidate.strip():
+                raise DataError(f"{where}: candidate {c} is an empty caption")
         try:
             index = int(answer)
         except (TypeError, ValueError):
             raise DataError(f"{where}: answer {answer!r} is not an index") from None
         if str(answer).strip() != str(index) or not 0 <= index < count:
             raise DataError(f"{where}: answer index {answer!r} is out of range 0..{count - 1}")
+    _refuse_repeats(questions)
     return questions
+
+
+def _refuse_repeats(questions):
+    """DataError naming both places when two questions share an id, or repeat the same video and
+    candidates (a repeated question would count twice in the accuracy)."""
+    seen_ids, seen_questions = {}, {}
+    for where, qid, video, candidates, _ in questions:
+        first = seen_ids.setdefault(qid, where)
+        if first != where:
+            raise DataError(f"{where}: question id '{qid}' repeats that of {first}; question ids must be unique")
+        key = (video, tuple(c.strip() for c in candidates))
+        first = seen_questions.setdefault(key, where)
+        if first != where:
+            raise DataError(f"{where}: repeats the question of {first} (video '{video}', the same candidates); "
+                            "each question must appear once")
 
 
 @DATASETS.register()
@@ -144,10 +167,19 @@ class MSRVTTMCDataset(MSRVTTDataset):
         questions = read_mc_questions(self.file_path)
         self.num_choices = len(questions[0][3])
         self.question_ids = [q[1] for q in questions]
+        self._where = [q[0] for q in questions]
         self.answers = np.array([int(q[4]) for q in questions], dtype=np.int64)
         query_videos = [q[2] for q in questions for _ in range(self.num_choices)]
         captions = [str(c).strip() for q in questions for c in q[3]]
         return query_videos, captions
+
+    def _check_videos_present(self, query_videos):
+        with self._open().begin(buffers=True) as txn:
+            for q in range(self.num_questions):
+                vid = query_videos[q * self.num_choices]
+                if txn.get(vid.encode("utf-8")) is None:
+                    raise DataError(f"{self._where[q]} (question id '{self.question_ids[q]}') names video '{vid}', "
+                                    f"which is not in the features LMDB '{self.features_path}'")
 
     @property
     def num_questions(self):

@@ -17,7 +17,9 @@ Inputs, as the MSR-VTT release and the usual split lists have them:
 ``holdout_videos`` videos of the list) as one training sample; ``part: holdout`` gives
 those last ``holdout_videos`` videos with ``captions_per_video`` captions each (default 1,
 the lowest ``sen_id``), as a retrieval set that ``score_matrix`` scores (``--validate``).
-The two parts of one list never share a video.
+The two parts of one list never share a video: training with ``--validate`` refuses a
+``holdout`` part whose ``holdout_videos`` differs from the ``train`` part's, or any validation
+video that is also a training video (``check_disjoint``).
 
 A training sample is the caption's text input, its video's input and ``video_index``
 (int64, the video's position in ``video_ids``), so that a batch knows which of its
@@ -71,19 +73,37 @@ def read_sentences(path):
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("sentences"), list):
+    if not isinstance(data, dict) or "sentences" not in data:
         keys = ", ".join(map(str, data)) if isinstance(data, dict) else type(data).__name__
         raise DataError(f"{path}: expected MSRVTT_data.json with a 'sentences' list, got {keys or 'nothing'}")
+    if not isinstance(data["sentences"], list):
+        raise DataError(f"{path}: 'sentences' must be a list of {{video_id, caption}} records, got "
+                        f"{type(data['sentences']).__name__}")
     by_video = {}
     for n, entry in enumerate(data["sentences"]):
-        if not isinstance(entry, dict) or not {"video_id", "caption"} <= set(entry):
-            raise DataError(f"{path}: sentences[{n}] must have 'video_id' and 'caption', got {entry!r}")
-        caption = str(entry["caption"]).strip()
-        if caption:
-            by_video.setdefault(str(entry["video_id"]), []).append((entry.get("sen_id", n), caption))
+        video, caption = _sentence(path, n, entry)
+        by_video.setdefault(video, []).append((entry.get("sen_id", n), caption))
     for captions in by_video.values():
         captions.sort(key=lambda item: item[0])
     return by_video
+
+
+def _sentence(path, n, entry):
+    """(video id, caption) of record ``n`` of ``sentences``; DataError naming the record when it
+    is not an object with a video id and a non-empty caption string."""
+    if not isinstance(entry, dict):
+        raise DataError(f"{path}: sentences[{n}] must be an object with 'video_id' and 'caption', got "
+                        f"{type(entry).__name__} {entry!r:.60}")
+    if not {"video_id", "caption"} <= set(entry):
+        raise DataError(f"{path}: sentences[{n}] must have 'video_id' and 'caption', got keys "
+                        f"{', '.join(map(str, entry)) or 'none'}")
+    video, caption = str(entry["video_id"]).strip(), entry["caption"]
+    named = f"{path}: sentences[{n}] (video '{video}', sen_id {entry.get('sen_id', n)})"
+    if not isinstance(caption, str):
+        raise DataError(f"{named}: the caption must be a string, got {type(caption).__name__} {caption!r:.60}")
+    if not caption.strip():
+        raise DataError(f"{named}: empty caption")
+    return video, caption.strip()
 
 
 @DATASETS.register()
@@ -132,6 +152,22 @@ class MSRVTTTrainDataset(MSRVTTDataset):
                 f"of {self.split_path} ({part})")
         self._captions_of = [np.flatnonzero(self.query_video_index == j) for j in range(self.num_videos)]
         self._masker = RandomMask(max_seq_length=max_seq_length) if self.mask_text else None
+
+    def check_disjoint(self, train):
+        """ConfigError unless this validation set shares no video with the training set ``train``:
+        the two parts of one split list must hold out the same number of videos."""
+        same_list = os.path.realpath(getattr(train, "split_path", "")) == os.path.realpath(self.split_path)
+        if same_list and getattr(train, "holdout_videos", None) != self.holdout_videos:
+            raise ConfigError(
+                f"DATASET.train.holdout_videos is {train.holdout_videos} but DATASET.valid.holdout_videos is "
+                f"{self.holdout_videos} for the same list {self.split_path}: they must be equal, or validation "
+                f"videos are trained on (or held out unused)")
+        trained = set(getattr(train, "video_ids", ()))
+        shared = [v for v in self.video_ids if v in trained]
+        if shared:
+            names = ", ".join(shared[:EXAMPLES]) + (", ..." if len(shared) > EXAMPLES else "")
+            raise ConfigError(f"{len(shared)} of the {self.num_videos} validation videos of DATASET.valid "
+                              f"({self.split_path}) are also training videos of DATASET.train ({names})")
 
     # ---- reading (replaces MSRVTTDataset's query CSV)
     def _read_queries(self):
