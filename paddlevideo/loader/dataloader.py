@@ -21,11 +21,14 @@ waits forever once the dataset raises. Here every producer (the reader thread wh
 the consumer, which raises it in the training loop: a bad record ends the run at once
 with its one-line message. A worker that dies (killed, crashed in native code) is
 noticed within a second; a worker that stays silent for ``STALL_TIMEOUT`` seconds (a
-hung file system) ends the run too, as a last line of defence.
+hung file system) ends the run too, as a last line of defence. A worker killed by a data
+file truncated under it (SIGBUS, see ``store.sigbus``) leaves its one line in a pipe, and
+the run ends with that line.
 """
 
 import multiprocessing
 import multiprocessing.connection
+import os
 import pickle
 import queue
 import random
@@ -40,6 +43,7 @@ from paddle.io.dataloader.collate import default_collate_fn
 
 from ..utils.errors import ActBertError, ConfigError, DataError
 from ..utils.logger import get_logger
+from .store import sigbus
 
 # Seconds without a batch from live producers before the run is stopped (a hung read).
 STALL_TIMEOUT = 600.0
@@ -201,9 +205,11 @@ def _receive(conn):
     return number, (payload, [conn.recv_bytes() for _ in range(count)])
 
 
-def _worker_loop(dataset, tasks, results, init_fn, worker_id):
-    """A worker process: read (number, indices) tasks, answer with the batch or its failure."""
+def _worker_loop(dataset, tasks, results, init_fn, worker_id, report):
+    """A worker process: read (number, indices) tasks, answer with the batch or its failure.
+    ``report``: the pipe for the line of a fatal SIGBUS in a data file (see ``store.sigbus``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    sigbus.report_to(report)
     try:
         if init_fn is not None:
             init_fn(worker_id)
@@ -231,6 +237,15 @@ def _worker_loop(dataset, tasks, results, init_fn, worker_id):
                 results.send_bytes(buffer.raw())
         except (BrokenPipeError, OSError):
             return
+
+
+def _read_report(fd):
+    """The first line a dead worker left in the report pipe ``fd`` (str), or ''."""
+    os.set_blocking(fd, False)
+    try:
+        return os.read(fd, 1 << 16).decode("utf-8", "replace").split("\n", 1)[0]
+    except BlockingIOError:
+        return ""
 
 
 class BatchLoader:
@@ -314,13 +329,15 @@ class BatchLoader:
     def _from_workers(self):
         workers, task_ends, result_ends = [], [], []
         context = multiprocessing.get_context("fork")
+        # A worker killed by a truncated data file (SIGBUS) writes its one line here first.
+        self._reports, report_write = os.pipe()
         try:
             for worker_id in range(self.num_workers):
                 task_read, task_write = context.Pipe(duplex=False)
                 result_read, result_write = context.Pipe(duplex=False)
                 process = context.Process(
                     target=_worker_loop, name=f"batch-worker-{worker_id}", daemon=True,
-                    args=(self.dataset, task_read, result_write, self.worker_init_fn, worker_id))
+                    args=(self.dataset, task_read, result_write, self.worker_init_fn, worker_id, report_write))
                 process.start()
                 # Only the worker may hold the write end of its results: if it dies in the
                 # middle of a message, reading that message ends (EOF) instead of waiting.
@@ -329,9 +346,14 @@ class BatchLoader:
                 workers.append(process)
                 task_ends.append(task_write)
                 result_ends.append(result_read)
+            os.close(report_write)
+            report_write = None
             yield from self._collect(workers, task_ends, result_ends)
         finally:
             self._shut_down(workers, task_ends, result_ends)
+            for fd in (self._reports, report_write):
+                if fd is not None:
+                    os.close(fd)
 
     def _collect(self, workers, task_ends, result_ends):
         tasks = enumerate(self.batch_sampler)
@@ -378,6 +400,9 @@ class BatchLoader:
         for worker_id, process in enumerate(workers):
             process.join(timeout=0 if only_if_dead else 1.0)
             if not process.is_alive():
+                reported = _read_report(self._reports)
+                if reported:
+                    raise DataError(reported)
                 raise DataError(f"{self.where}: DataLoader worker {worker_id} died ({_signal_name(process.exitcode)}) "
                                 f"while loading a batch; its last record may be unreadable")
         if not only_if_dead:

@@ -7,7 +7,11 @@ for ``-w`` where the data are checked before any weight is read.
 """
 
 import json
+import os
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import paddle
@@ -163,3 +167,92 @@ def test_class_count_of_the_data_and_the_model(demo, capsys, tmp_path, override,
     top = int(found.group(1)) if found else 0
     assert status == 2 and line.startswith("error: " + message.format(id=top, n=top + 1)), line
     assert 5 <= top <= 9 or not found
+
+
+# --------------------------------------------------------------------------- a store truncated mid-run
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+BOUND = 120  # seconds a truncated-store run may take, start-up included
+
+
+def start_training(root, store, workers):
+    """A real training process on ``store`` (20 steps an epoch, a checkpoint after each)."""
+    data = root / "demo"
+    out = root / f"truncated_{workers}"
+    cmd = [sys.executable, "main.py", "-c", str(CONFIGS / "actbert_demo.yaml"), "-o", "DATASET.batch_size=4",
+           "-o", "epochs=50", "-o", "save_interval=1", "-o", "log_interval=1", "-o", f"DATASET.num_workers={workers}",
+           "-o", f"DATASET.train.file_path={store}", "-o", f"DATASET.train.vocab_file={data}/vocab.txt",
+           "-o", f"PIPELINE.train.transform.1.RandomCap.caption_path={data}/caption_train.json",
+           "-o", f"output_dir={out}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return proc, out
+
+
+@pytest.fixture(scope="module")
+def truncated_runs(tmp_path_factory):
+    """Two trainings (reader thread; one worker process) on copies of an 80-clip store; each
+    copy's data.mdb is cut to 40 KiB once its run is inside epoch 2 (after the epoch-1
+    checkpoint). -> {workers: (status, stderr, output_dir, data file)}."""
+    from tools import howto100m_to_lmdb
+
+    root = tmp_path_factory.mktemp("truncated")
+    make_demo_data(str(root / "demo"), num_train=80, num_val=4, num_test=4, num_finetune=4)
+    runs = {}
+    for workers in (0, 1):
+        store = root / f"store_{workers}"
+        assert howto100m_to_lmdb.main([str(root / "demo" / "actbert_train_data.npy"), "--out", str(store),
+                                       "--no_progress"]) == 0
+        runs[workers] = (*start_training(root, store, workers), store / "shard-00000" / "data.mdb")
+    start, results, cut = time.monotonic(), {}, set()
+    while len(results) < len(runs) and time.monotonic() - start < BOUND:
+        for workers, (proc, out, data_file) in runs.items():
+            log = out / "train.log"
+            if workers not in cut and log.is_file() and re.search(r"epoch:\[ *2/50 *\] train step:", log.read_text()):
+                os.truncate(data_file, 40960)
+                cut.add(workers)
+            if workers not in results and proc.poll() is not None:
+                results[workers] = (proc.returncode, proc.stderr.read(), out, data_file)
+        time.sleep(0.05)
+    for proc, *_ in runs.values():
+        if proc.poll() is None:
+            proc.kill()
+    assert cut == {0, 1} and len(results) == 2, f"not cut inside epoch 2 or still running: {cut}, {results}"
+    return results
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_store_truncated_during_training_ends_with_one_line(truncated_runs, workers):
+    status, err, out, data_file = truncated_runs[workers]
+    assert status == 2, err[-3000:]  # was a SIGBUS (-7) after Paddle's C++ report
+    assert error_lines(err) == [f"error: the data file {data_file} changed or was truncated while being read "
+                                f"(SIGBUS)"], err[-3000:]
+    assert "Traceback" not in err
+    # The last checkpoints (epoch 1, resume) were written before the fault and still load.
+    from paddlevideo.utils import checkpoint as ckpt
+
+    weights = paddle.load(str(out / "ActBert_demo_epoch_00001.pdparams"))
+    assert "backbone.bert.embeddings.word_embeddings.weight" in weights
+    state = ckpt.load_resume(str(out / "ActBert_demo_resume.pdckpt"))
+    assert state["model_name"] == "ActBert_demo" and state["train_state"]["epoch"] >= 1
+    assert not list(out.glob("*.tmp*"))
+
+
+FOREIGN_FAULT = """
+import mmap, os, sys
+sys.path.insert(0, {root!r})
+from paddlevideo.loader.store import lmdb_store
+from paddlevideo.loader.store.lmdb_store import reader_env
+reader_env({lmdb!r})  # a watched file: ours is the SIGBUS handler now
+with open({other!r}, "r+b") as f:
+    m = mmap.mmap(f.fileno(), 8192)
+    os.truncate({other!r}, 0)
+    m[5000]  # a fault in a file nobody watches: the handler that was there before takes it
+"""
+
+
+def test_a_fault_outside_the_data_files_goes_to_the_previous_handler(demo, tmp_path):
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"x" * 8192)
+    code = FOREIGN_FAULT.format(root=str(ROOT), lmdb=str(demo / "demo" / "msrvtt_test.lmdb"), other=str(other))
+    proc = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=60)
+    assert proc.returncode in (-7, 135) and "changed or was truncated" not in proc.stderr, proc.stderr[-2000:]

@@ -38,6 +38,7 @@ import numpy as np
 
 from ...utils.errors import ConfigError, DataError
 from ...utils.logger import get_logger
+from . import sigbus
 from .record import RECORD_DTYPES, decode_captions, decode_clip, encode_clip, validate_clip
 
 FORMAT_NAME = "actbert-pretrain-store"
@@ -112,7 +113,7 @@ def check_complete_file(env, path, what=None):
     reading a page past the end of the mapped file kills the process with SIGBUS; this
     compares the file size with the meta page's last page before any page is read.
     """
-    data = os.path.join(path, "data.mdb") if os.path.isdir(path) else str(path)
+    data = _data_file(path)
     needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
     size = os.path.getsize(data)
     if size < needed:
@@ -126,7 +127,7 @@ def check_complete_file(env, path, what=None):
 # path, and a forked child (a DataLoader worker) first closes the handles it inherited
 # (which only unmaps its own copy: readers opened with lock=False share no lock table)
 # and then opens its own.
-_READERS = {"pid": None, "envs": {}}
+_READERS = {"pid": None, "envs": {}, "files": {}}
 
 
 def _own_readers():
@@ -134,8 +135,14 @@ def _own_readers():
     if _READERS["pid"] != os.getpid():
         for env in _READERS["envs"].values():
             env.close()
-        _READERS.update(pid=os.getpid(), envs={}, reads=0)
+        _READERS.update(pid=os.getpid(), envs={}, files={}, reads=0)
+        sigbus.watch(())
     return _READERS["envs"]
+
+
+def _data_file(path):
+    """The file an LMDB at ``path`` maps: ``path/data.mdb``, or ``path`` itself (a single-file LMDB)."""
+    return os.path.join(path, "data.mdb") if os.path.isdir(path) else str(path)
 
 
 def reader_env(path, key=None, what=None):
@@ -150,6 +157,8 @@ def reader_env(path, key=None, what=None):
     env = _READERS["envs"].get(key)
     if env is None:
         env = _READERS["envs"][key] = _open_env(path, what=what)
+        _READERS["files"][key] = _data_file(path)
+        sigbus.watch(_READERS["files"].values())  # a file truncated under us: one line, not a bare SIGBUS
     return env
 
 
@@ -159,6 +168,8 @@ def release_readers(path=None):
     key = os.path.realpath(path) if path is not None else None
     for name in [k for k in envs if key is None or k == key]:
         envs.pop(name).close()
+        _READERS["files"].pop(name, None)
+    sigbus.watch(_READERS["files"].values())
 
 
 # Reading a record maps its pages (and the kernel maps neighbouring cached pages with
