@@ -14,8 +14,9 @@ from a window around the second, is still there), videos without a feature file,
 validation videos and unannotated videos in CrossTask's lists, and a related task.
 
 Feature files (provisional, until the per-second extraction mode exists):
-``features/<video_id>.npz`` with ``action`` float32 [T, D], ``regions`` float32 [T, R, D]
-(zero-padded), ``region_count`` int64 [T] (0: no frame at that second).
+``features/<video_id>.npz`` with ``action`` float32 [T, D], ``regions`` float32 [T, R, D] and
+``boxes`` float32 [T, R, 4] (x1, y1, x2, y2 pixels; zero-padded), ``region_count`` int64 [T]
+(0: no frame at that second), ``image_h``, ``image_w``.
 """
 
 import json
@@ -34,6 +35,7 @@ VERBS = ["add", "pour", "stir", "cut", "crack", "whisk", "fry", "boil", "spread"
 OBJECTS = ["egg", "milk", "sugar", "bread", "butter", "steak", "rice", "wheel", "nut", "jack", "oil", "cup"]
 SCENERY = ["hand", "table", "wall"]  # regions of background seconds
 MAX_REGIONS = 3
+IMAGE_WH = np.array([640.0, 360.0])
 PRIMARY_TITLES = ["Jack Up a Car", "Make Jello Shots", "Change a Tire", "Make Lemonade", "Add Oil to Your Car",
                   "Make a Latte", "Build Simple Floating Shelves", "Make Taco Salad", "Make French Toast",
                   "Make Irish Coffee", "Make French Strawberry Cake", "Make Pancakes", "Make Meringue",
@@ -72,7 +74,14 @@ class StepWorld:
             things = [self.things.index(self.steps[label - 1][1])] * n if label else \
                 self.rng.integers(len(OBJECTS), len(self.things), size=n)
             regions[t, :n] = self.thing_proto[things] + self.noise * self.rng.normal(size=(n, dim))
-        return {"action": action.astype(np.float32), "regions": regions, "region_count": count.astype(np.int64)}
+        boxes = np.zeros((len(seconds), MAX_REGIONS, 4), dtype=np.float32)
+        for t, n in enumerate(count):
+            wh = self.rng.uniform(0.1, 0.5, size=(n, 2)) * IMAGE_WH
+            x1y1 = self.rng.uniform(0, 1, size=(n, 2)) * (IMAGE_WH - wh)
+            boxes[t, :n] = np.concatenate([x1y1, x1y1 + wh], axis=1)
+        return {"action": action.astype(np.float32), "regions": regions, "boxes": boxes,
+                "region_count": count.astype(np.int64), "image_h": np.float32(IMAGE_WH[1]),
+                "image_w": np.float32(IMAGE_WH[0])}
 
 
 def prepare_out(out, task):

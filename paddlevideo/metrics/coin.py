@@ -1,5 +1,5 @@
 """COIN action segmentation: frame accuracy over seconds (not yet registered or wired; see
-docs/steps.md).
+data/README.md, "COIN and CrossTask").
 
 The main figure is MMPT's: 1 - wrong / all over the seconds of every test video pooled,
 background included. Under that protocol predicting background everywhere scores about

@@ -1,5 +1,5 @@
 """CrossTask step localization: the ordered assignment of steps to seconds and the recall
-(not yet registered or wired; see docs/steps.md).
+(not yet registered or wired; see data/README.md, "COIN and CrossTask").
 
 Per video, scores [T, K] (second t, step k in task order) become log-probabilities over the
 steps of each second (log-softmax); ``ordered_assignment`` then gives every step exactly one

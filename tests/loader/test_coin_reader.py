@@ -93,6 +93,9 @@ def test_bad_files(tmp_path):
     (tmp_path / "cut.json").write_text('{"database": {"v": {"duration": 3')
     with pytest.raises(DataError, match=r"cut\.json: not a JSON file"):
         read_coin(tmp_path / "cut.json")
+    (tmp_path / "twice.json").write_text('{"database": {"v": {"duration": 1}, "v": {"duration": 2}}}')
+    with pytest.raises(DataError, match=r"twice\.json: not a JSON file \(key 'v' appears twice in one object\)"):
+        read_coin(tmp_path / "twice.json")
     (tmp_path / "list.json").write_text("[]")
     with pytest.raises(DataError, match="at the top level"):
         read_coin(tmp_path / "list.json")

@@ -60,7 +60,9 @@ def test_coin_features_follow_the_reader_labels(coin_demo):
         assert seconds in (math.floor(videos[vid].duration), math.ceil(videos[vid].duration))
         assert f["regions"].shape == (seconds, info["max_regions"], 16) and f["action"].dtype == np.float32
         empty = f["region_count"] == 0
-        assert not f["regions"][empty].any()
+        assert not f["regions"][empty].any() and not f["boxes"][empty].any()
+        assert f["boxes"].shape == (seconds, info["max_regions"], 4)
+        assert (f["boxes"][..., 2] <= f["image_w"]).all() and (f["boxes"][..., 3] <= f["image_h"]).all()
         no_frame += int(empty.sum())
     assert no_frame > 0  # seconds with no frame occur
     # Nearest class mean of the action features, fitted on training videos, on the test seconds.

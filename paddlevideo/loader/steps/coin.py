@@ -7,7 +7,7 @@ Layout of ``COIN.json``::
         "subset": "training" | "testing", "video_url", "start", "end",
         "annotation": [{"id": "<global step id>", "segment": [start_s, end_s], "label"}]}}}
 
-Rules (also in docs/steps.md):
+Rules (also in data/README.md, "COIN and CrossTask"):
 
 - **Classes.** 0 is background. The global step ids (decimal strings) met anywhere in the
   file, both subsets, sorted as integers, are numbered 1, 2, ...: COIN's 778 steps give
@@ -97,6 +97,14 @@ def _video(path, video_id, record):
                      record["subset"], duration, segments)
 
 
+def _unique_keys(pairs):
+    """``json`` object hook: a key given twice (two records of one video) is an error, not "last wins"."""
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"key {next(k for k in keys if keys.count(k) > 1)!r} appears twice in one object")
+    return dict(pairs)
+
+
 def read_coin(path):
     """The videos of ``COIN.json`` at ``path``: {video_id: CoinVideo}, in file order.
 
@@ -105,10 +113,10 @@ def read_coin(path):
     """
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            data = json.load(f, object_pairs_hook=_unique_keys)
     except FileNotFoundError:
         raise DataError(f"{path}: COIN annotation file not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise DataError(f"{path}: not a JSON file ({exc})") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None

@@ -1,6 +1,6 @@
 """Windows of seconds: how a video's T seconds are cut into fixed-size windows for ActBERT
 and how per-window outputs are put back onto the seconds (the per-second mode's plan,
-docs/steps.md; not yet used by a dataset).
+data/README.md, "COIN and CrossTask"; not yet used by a dataset).
 
 A window of ``size`` seconds starts every ``stride`` seconds; one more window ends exactly
 at the last second when the stride does not land there, so every second is covered. A
