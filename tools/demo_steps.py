@@ -22,6 +22,7 @@ Feature files (provisional, until the per-second extraction mode exists):
 import json
 import math
 import os
+import shutil
 import string
 import time
 
@@ -30,6 +31,8 @@ import numpy as np
 from paddlevideo.loader.steps import coin, crosstask
 from paddlevideo.utils.errors import DataError
 from paddlevideo.utils.writer_lock import LOCK_SUFFIX, writer_lock
+
+OUTPUTS = ("COIN.json", "crosstask_release", "features", "demo_info.json")  # what a rerun replaces
 
 VERBS = ["add", "pour", "stir", "cut", "crack", "whisk", "fry", "boil", "spread", "lift", "loosen", "tighten"]
 OBJECTS = ["egg", "milk", "sugar", "bread", "butter", "steak", "rice", "wheel", "nut", "jack", "oil", "cup"]
@@ -42,7 +45,6 @@ PRIMARY_TITLES = ["Jack Up a Car", "Make Jello Shots", "Change a Tire", "Make Le
                   "Make Kerala Fish Curry", "Make Kimchi Fried Rice", "Make Bread and Butter Pickles",
                   "Make Banana Ice Cream", "Grill Steak"]  # of crosstask.PRIMARY_TASKS, in order
 RELATED_TASK = "99999"
-LOCK_FILE = LOCK_SUFFIX  # the writer lock inside ``out`` (left behind by a killed run)
 
 
 class StepWorld:
@@ -88,7 +90,7 @@ def prepare_out(out, task):
     """Create ``out``; refuse a non-empty folder that is not a demo corpus of ``task`` (never
     overwrite files this tool did not write)."""
     info = os.path.join(out, "demo_info.json")
-    if os.path.isdir(out) and set(os.listdir(out)) - {LOCK_FILE}:
+    if os.path.isdir(out) and set(os.listdir(out)) - {LOCK_SUFFIX}:  # a killed run leaves its lock file
         try:
             with open(info, encoding="utf-8") as f:
                 ours = json.load(f).get("task") == task
@@ -100,6 +102,17 @@ def prepare_out(out, task):
         os.makedirs(out, exist_ok=True)
     except OSError as exc:
         raise DataError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
+
+
+def clear_previous(out):
+    """Remove the files of an earlier corpus in ``out`` (``prepare_out`` checked they are ours),
+    so that no stale video outlives a rerun with another seed or size."""
+    for name in OUTPUTS:
+        path = os.path.join(out, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
 
 
 def write_features(world, out, video_id, seconds):
@@ -165,6 +178,7 @@ def make_coin_demo(out, seed=0, num_videos=120, num_tasks=6, feature_dim=32, noi
     """``out/COIN.json`` and ``out/features/<vid>.npz``; returns the info dict (``demo_info.json``)."""
     prepare_out(out, "coin")
     with writer_lock(out, "demo corpus"):
+        clear_previous(out)
         rng = np.random.default_rng(seed)
         world = StepWorld(rng, feature_dim, noise)
         tasks, database, kinds = coin_tasks(world, rng, num_tasks), {}, {}
@@ -250,11 +264,10 @@ def write_crosstask_task(world, root, task_id, steps, count, kinds, rng):
 def make_crosstask_demo(out, seed=0, videos_per_task=40, feature_dim=32, noise=0.2):
     """``out/crosstask_release/`` (the 18 primary task ids) and ``out/features/<vid>.npz``;
     returns the info dict (``demo_info.json``)."""
-    if videos_per_task < 2:
-        raise DataError(f"a CrossTask demo needs at least 2 videos per task, got {videos_per_task}")
     prepare_out(out, "crosstask")
     root = os.path.join(out, "crosstask_release")
     with writer_lock(out, "demo corpus"):
+        clear_previous(out)
         os.makedirs(os.path.join(root, "annotations"), exist_ok=True)
         rng = np.random.default_rng(seed)
         world = StepWorld(rng, feature_dim, noise)

@@ -87,7 +87,9 @@ def test_coin_demo_is_deterministic_and_refuses_foreign_folders(coin_demo, tmp_p
     again = tmp_path / "again"
     assert make_coin_demo(str(again), seed=5, num_videos=60, feature_dim=16) == info
     assert (again / "COIN.json").read_bytes() == (out / "COIN.json").read_bytes()
-    make_coin_demo(str(again), seed=6, num_videos=10, feature_dim=16)  # its own corpus: rewritten
+    small = make_coin_demo(str(again), seed=6, num_videos=10, feature_dim=16)  # its own corpus: replaced
+    kept = set(coin.read_coin(again / "COIN.json")) - set(small["no_features"])
+    assert {p.stem for p in (again / "features").glob("*.npz")} == kept and len(kept) == 10  # none of the 60 left
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(DataError, match="not empty and not a coin demo corpus"):
