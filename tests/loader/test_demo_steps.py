@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from paddlevideo.loader.steps import coin, crosstask
+from paddlevideo.loader.steps.seconds import read_seconds, window_inputs
+from paddlevideo.loader.steps.windows import window_starts
 from paddlevideo.metrics.coin import COINFrameAccuracy
 from paddlevideo.metrics.crosstask import CrossTaskRecall, localize, uniform_assignment
 from paddlevideo.utils.errors import DataError
@@ -27,8 +29,7 @@ def crosstask_demo(tmp_path_factory):
 
 
 def features(out, vid):
-    with np.load(out / "features" / f"{vid}.npz") as z:
-        return {k: z[k] for k in z.files}
+    return read_seconds(out / "features" / f"{vid}.npz")
 
 
 def test_coin_layout_reads_back_with_its_extremes(coin_demo):
@@ -65,6 +66,12 @@ def test_coin_features_follow_the_reader_labels(coin_demo):
         assert (f["boxes"][..., 2] <= f["image_w"]).all() and (f["boxes"][..., 3] <= f["image_h"]).all()
         no_frame += int(empty.sum())
     assert no_frame > 0  # seconds with no frame occur
+    f = features(out, vid)
+    for start in window_starts(len(f["action"]), 5, 2):  # every second has its action slot in some window
+        w = window_inputs(f, int(start), 5, 7)
+        seconds = slice(start, start + int(w["action_mask"].sum()))
+        assert np.array_equal(w["action_feat"][:seconds.stop - start], f["action"][seconds])
+        assert w["image_mask"].sum() == 1 + f["region_count"][seconds].sum()  # the global + every box (<= 3 <= 7)
     # Nearest class mean of the action features, fitted on training videos, on the test seconds.
     def seconds_of(subset):
         rows = [(features(out, v)["action"], coin.second_labels(videos[v], classes, len(features(out, v)["action"])))

@@ -2,4 +2,4 @@
 their labels live on. Pure numpy and the standard library; not yet wired into a dataset
 (see data/README.md, "COIN and CrossTask")."""
 
-from . import coin, crosstask, windows
+from . import coin, crosstask, seconds, windows
