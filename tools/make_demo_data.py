@@ -257,7 +257,12 @@ def make_demo_data(out="data/demo", seed=0, num_train=4000, num_val=200, num_tes
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="data/demo", help="output directory (default data/demo)")
+    parser.add_argument("--task", choices=("actbert", "coin", "crosstask"), default="actbert",
+                        help="actbert (default): the corpus above; coin, crosstask: step-annotated videos in "
+                             "COIN's / CrossTask's layouts with per-second features (tools/demo_steps.py)")
+    parser.add_argument("--out", help="output directory (default data/demo, data/demo_coin, data/demo_crosstask)")
+    parser.add_argument("--num-videos", type=int,
+                        help="--task coin: videos (default 120); crosstask: annotated videos per task (default 40)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files")
     parser.add_argument("--num-train", type=int, default=4000, help="pretraining clips")
     parser.add_argument("--num-val", type=int, default=200, help="validation clips")
@@ -271,6 +276,9 @@ def main(argv=None):
     for name in ("num_train", "num_val", "num_test", "feature_dim", "num_finetune"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.task != "actbert":
+        return steps_main(args)
+    args.out = args.out or "data/demo"
     start = time.perf_counter()
     info = make_demo_data(args.out, args.seed, args.num_train, args.num_val, args.num_test, args.feature_dim,
                           args.noise, num_finetune=args.num_finetune)
@@ -279,6 +287,15 @@ def main(argv=None):
           f"{info['a_target_size']} actions, features {info['v_feature_size']}-d "
           f"({time.perf_counter() - start:.1f} s)")
     return 0
+
+
+def steps_main(args):
+    """``--task coin|crosstask``: the step corpora of tools/demo_steps.py; exit status."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script
+    from paddlevideo.utils.errors import exit_status
+    from tools.demo_steps import run
+
+    return exit_status(run, args)
 
 
 if __name__ == "__main__":
