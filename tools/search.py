@@ -82,10 +82,10 @@ def print_results(queries, results):
 
 
 def run(args):
-    from paddlevideo.tasks.retrieval import DEFAULT_PAIR_BATCH_SIZE
-    from paddlevideo.tasks.search import check_top, open_collection, read_queries_file, search
+    from paddlevideo.tasks.search import check_top, open_collection, pair_batch_size, read_queries_file, search
     from paddlevideo.utils.config import get_config
     from paddlevideo.utils.errors import ConfigError, DataError
+    from paddlevideo.utils.outfile import atomic_output, check_output_file
 
     cfg = get_config(args.config, args.override)
     test_cfg = (cfg.get("DATASET") or {}).get("test")
@@ -95,9 +95,11 @@ def run(args):
     queries = list(args.query) + (read_queries_file(args.queries) if args.queries else [])
     if not queries:
         raise DataError("no query: give --query TEXT or --queries FILE")
+    pair_batch = pair_batch_size(args.pair_batch_size, cfg)
+    out = args.json_path or os.path.join(cfg.get("output_dir") or "output", "search_results.json")
+    check_output_file(out, "--json")
     engine, model_key = build_engine(args, cfg)
     collection = open_collection(args.videos, test_cfg)
-    pair_batch = args.pair_batch_size or int(cfg.DATASET.get("test_pair_batch_size", DEFAULT_PAIR_BATCH_SIZE))
     start = time.perf_counter()
     results, timings = search(engine, collection, queries, top=top, pair_batch_size=pair_batch, cache=args.cache,
                               model_key=model_key, progress=args.progress)
@@ -107,16 +109,14 @@ def run(args):
     print(f"\n{len(queries)} quer{'y' if len(queries) == 1 else 'ies'} x {collection.num_videos} videos on the "
           f"{engine.kind} model in {total:.2f} s: videos encoded in {timings['encode_videos']:.2f} s{cached}, "
           f"scored in {timings['score']:.2f} s")
-    out = args.json_path or os.path.join(cfg.get("output_dir") or "output", "search_results.json")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     payload = {
         "videos": args.videos, "num_videos": collection.num_videos, "model": engine.kind,
         "timings_s": {**timings, "total": total},
         "queries": [{"query": q, "results": [{"rank": r, "video_id": v, "score": s} for r, v, s in rows]}
                     for q, rows in zip(queries, results)],
     }
-    with open(out, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=1)
+    with atomic_output(out, "--json") as f:
+        f.write(json.dumps(payload, indent=1).encode("utf-8"))
     print(f"results written to {out}")
 
 
