@@ -100,7 +100,9 @@ def encode_queries(collection, queries):
     """Text input of each query, as the test captions are built: dict TEXT_KEYS -> int64 [Q, T].
 
     An empty query is an error; one longer than ``max_seq_length`` - 2 word pieces is cut
-    to that many with a warning (the test captions are cut the same way)."""
+    to that many with a warning (the test captions are cut the same way); words outside the
+    vocabulary (read as ``[UNK]``) are named in a warning, which says so when that is every
+    word (the query is still scored, but its ranking then means nothing)."""
     tokenizer, length = collection.tokenizer, collection.max_seq_length
     rows = []
     for n, query in enumerate(queries, start=1):
@@ -109,12 +111,26 @@ def encode_queries(collection, queries):
         pieces = tokenizer.encode(query)
         if not pieces:
             raise DataError(f"query {n} ({query!r}) has no word the vocabulary knows")
+        warn_unknown_words(tokenizer, n, query, pieces)
         if len(pieces) > length - 2:
             get_logger().warning("query %d has %d word pieces; keeping the first %d (max_seq_length=%d): %r",
                                  n, len(pieces), length - 2, length, query)
         rows.append(tokenizer.build_input_ids(pieces, length))
     return {"text_ids": np.stack([r[0] for r in rows]), "text_mask": np.stack([r[1] for r in rows]),
             "token_type_ids": np.stack([r[2] for r in rows])}
+
+
+def warn_unknown_words(tokenizer, n, query, pieces):
+    """Warn about the words of query ``n`` that the vocabulary ``tokenizer`` reads as [UNK]."""
+    unknown = tokenizer.unknown_words(query)
+    if not unknown:
+        return
+    words = ", ".join(repr(w) for w in unknown)
+    if len(unknown) == len(pieces):
+        get_logger().warning("query %d (%r): no word of it is in the vocabulary %s (all [UNK]); its ranking is "
+                             "arbitrary", n, query, tokenizer.vocab_file)
+    else:
+        get_logger().warning("query %d: word(s) not in the vocabulary, read as [UNK]: %s", n, words)
 
 
 class QueriesAgainst:
