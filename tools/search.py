@@ -12,7 +12,9 @@ dygraph model (``-w``, a full checkpoint) or the exported one (``--inference-dir
 ``tools/export_model.py``; predictor options as ``tools/predict.py``).
 
 Every video is encoded once per run; ``--cache FILE`` keeps those encodings, so the next
-run over the same collection and model skips that stage. Each query is then scored
+run over the same collection and model skips that stage. The cache file is marked as one
+and written atomically; a cache of ours for another model or collection is replaced, any
+other file (a checkpoint given by mistake, a truncated cache) is an error and left as it is. Each query is then scored
 against every video by the matching head (exhaustive; the same scores as ``main.py
 --test``). Prints a ranked table per query and writes them as JSON (``--json``).
 """
@@ -38,7 +40,8 @@ def parse_args(argv=None):
     p.add_argument("--query", action="append", default=[], help="a text query (repeatable)")
     p.add_argument("--queries", help="a text file of queries, one per line")
     p.add_argument("--top", type=int, default=10, help="videos listed per query (default 10)")
-    p.add_argument("--cache", help="file of the videos' encodings: read when it fits, else written")
+    p.add_argument("--cache", help="file of the videos' encodings: read when it fits, else written "
+                                   "(a file this tool did not write is refused, never overwritten)")
     p.add_argument("--json", dest="json_path", help="results JSON (default <output_dir>/search_results.json)")
     p.add_argument("--pair_batch_size", type=int, default=None, help="pairs per matching pass")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
