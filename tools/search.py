@@ -85,7 +85,14 @@ def print_results(queries, results):
 
 
 def run(args):
-    from paddlevideo.tasks.search import check_top, open_collection, pair_batch_size, read_queries_file, search
+    from paddlevideo.tasks.search import (
+        check_cache_target,
+        check_top,
+        open_collection,
+        pair_batch_size,
+        read_queries_file,
+        search,
+    )
     from paddlevideo.utils.config import get_config
     from paddlevideo.utils.errors import ConfigError, DataError
     from paddlevideo.utils.outfile import atomic_output, check_output_file
@@ -101,6 +108,8 @@ def run(args):
     pair_batch = pair_batch_size(args.pair_batch_size, cfg)
     out = args.json_path or os.path.join(cfg.get("output_dir") or "output", "search_results.json")
     check_output_file(out, "--json")
+    if args.cache:
+        check_cache_target(args.cache)  # before the model loads: a file that is not our cache is refused now
     engine, model_key = build_engine(args, cfg)
     collection = open_collection(args.videos, test_cfg)
     start = time.perf_counter()

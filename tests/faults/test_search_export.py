@@ -26,6 +26,7 @@ from test_deploy import CONFIG, write_lmdb
 import main
 from paddlevideo.loader.store import PretrainStore
 from paddlevideo.loader.store.synthetic import random_clip, write_npy
+from paddlevideo.modeling.export import check_export_target
 from paddlevideo.tasks import search as search_task
 from paddlevideo.utils.config import get_config
 from paddlevideo.utils.logger import setup_logger
@@ -298,6 +299,12 @@ def test_export_output_refused(tiny, tmp_path, one_line):
     assert "holds text_encoder.json but no export_info.json" in line
     assert (foreign / "text_encoder.json").read_text() == "someone else's graph"
     assert (tmp_path / "file").read_text() == "mine" and not (tmp_path / "file").is_dir()
+    # An earlier export, finished or interrupted, is ours: exporting over it is allowed.
+    copy = exported_copy(tiny, tmp_path)
+    check_export_target(copy)
+    info = json.loads((copy / "export_info.json").read_text())
+    (copy / "export_info.json").write_text(json.dumps({**info, "complete": False}))
+    check_export_target(copy)
 
 
 # --------------------------------------------------------------------------- vocabulary and lengths vs the model
