@@ -56,11 +56,12 @@ def build_engine(args, cfg):
 
     if bool(args.weights) == bool(args.inference_dir):
         raise ConfigError("give the model either as -w WEIGHTS (dygraph) or as --inference-dir DIR (exported)")
+    options = engine_options(args)  # checked with -w too, where the predictor options do not apply
     if args.inference_dir:
         from paddlevideo.tasks.inference import engine_for_config
         from paddlevideo.tasks.search import ExportedEngine
 
-        engine = engine_for_config(args.inference_dir, cfg, **engine_options(args))
+        engine = engine_for_config(args.inference_dir, cfg, **options)
         return ExportedEngine(engine), "exported:" + str(engine.info.get("weights_sha256"))
     from paddlevideo.modeling.export import file_digest
     from paddlevideo.tasks.search import DygraphEngine

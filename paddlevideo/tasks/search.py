@@ -125,12 +125,12 @@ def warn_unknown_words(tokenizer, n, query, pieces):
     unknown = tokenizer.unknown_words(query)
     if not unknown:
         return
-    words = ", ".join(repr(w) for w in unknown)
     if len(unknown) == len(pieces):
         get_logger().warning("query %d (%r): no word of it is in the vocabulary %s (all [UNK]); its ranking is "
                              "arbitrary", n, query, tokenizer.vocab_file)
     else:
-        get_logger().warning("query %d: word(s) not in the vocabulary, read as [UNK]: %s", n, words)
+        get_logger().warning("query %d: word(s) not in the vocabulary, read as [UNK]: %s", n,
+                             ", ".join(repr(w) for w in unknown))
 
 
 class QueriesAgainst:

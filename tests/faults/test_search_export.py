@@ -233,6 +233,8 @@ def test_cpu_threads_below_one_refused(tiny, one_line):
     exported = ["--inference-dir", str(tiny["inference"])]
     line = one_line(run_search(tiny, "--query", "egg", "--cpu_threads", "0", model=exported))
     assert "--cpu_threads must be at least 1" in line
+    assert "--cpu_threads must be at least 1" in one_line(run_search(tiny, "--query", "egg", "--cpu_threads", "-3"))
+    assert "--gpu_id must be 0 or more, got -1" in one_line(run_predict(tiny, "--caption", "egg", "--gpu_id", "-1"))
 
 
 def test_unknown_words_are_named_and_an_all_unknown_query_warned(tiny, tmp_path, capsys):
