@@ -3,7 +3,7 @@
 shares. Each hostile input must end in one ``error: ...`` line with status 2 (or a documented
 warning), and leave every file the tool did not write untouched.
 
-One tiny export (2 text layers, demo sizes, random weights; about 6 s) serves the module; the
+One tiny export (2 text layers, demo sizes, random weights; 6-11 s measured) serves the module; the
 cases that damage an export work on copies of it. "Unwritable" is a path under a regular file
 (ENOTDIR) or under /proc (we run as root, so permissions would not stop us); a full disk is
 simulated by monkeypatching the writer to raise ENOSPC.
