@@ -11,9 +11,10 @@ import warnings
 warnings.filterwarnings("ignore", message="No ccache found")
 
 from . import loader, metrics, modeling, solver  # noqa: E402,F401
-from .schema import check_components  # noqa: E402
+from .schema import check_components, check_text_fits_model  # noqa: E402
 from .utils.config import add_component_check  # noqa: E402
 
 add_component_check(check_components)
+add_component_check(check_text_fits_model)
 
 __version__ = "0.1.0"

@@ -41,12 +41,13 @@ def limits_of(cfg):
 
 
 def run(args):
-    from paddlevideo.modeling.export import export_retrieval
+    from paddlevideo.modeling.export import check_export_target, export_retrieval
     from paddlevideo.tasks.test import build_test_model, check_weights_file
     from paddlevideo.utils.config import get_config
 
     cfg = get_config(args.config, args.override)
     check_weights_file(args.weights, flag="-p", task="export")
+    check_export_target(args.output_path)  # before the model is built: never over files that are not ours
     model = build_test_model(cfg.MODEL, args.weights, flag="-p")
     start = time.perf_counter()
     info = export_retrieval(model.backbone, args.output_path, limits_of(cfg), weights=args.weights)

@@ -42,6 +42,14 @@ def add_engine_args(p):
 
 
 def engine_options(args):
+    """The predictor options of the flags; ConfigError for a thread count or GPU id below its range."""
+    from paddlevideo.utils.errors import ConfigError
+
+    if args.cpu_threads is not None and args.cpu_threads < 1:
+        raise ConfigError(f"--cpu_threads must be at least 1 (leave it out for Paddle's default), "
+                          f"got {args.cpu_threads}")
+    if args.gpu_id < 0:
+        raise ConfigError(f"--gpu_id must be 0 or more, got {args.gpu_id}")
     if args.use_gpu:
         return {"device": "gpu", "gpu_id": args.gpu_id, "tensorrt": args.use_tensorrt, "precision": args.precision}
     return {"device": "cpu", "mkldnn": args.enable_mkldnn, "cpu_threads": args.cpu_threads}
@@ -67,17 +75,20 @@ def run(args):
 
     from paddlevideo.loader.builder import build_dataset
     from paddlevideo.tasks.inference import engine_for_config
-    from paddlevideo.tasks.retrieval import DEFAULT_PAIR_BATCH_SIZE, score_matrix
-    from paddlevideo.tasks.search import QueriesAgainst, encode_queries, open_collection
+    from paddlevideo.tasks.retrieval import score_matrix
+    from paddlevideo.tasks.search import QueriesAgainst, encode_queries, open_collection, pair_batch_size
     from paddlevideo.utils.config import get_config
     from paddlevideo.utils.errors import ConfigError
+    from paddlevideo.utils.outfile import atomic_output, check_output_file
 
     cfg = get_config(args.config, args.override)
     test_cfg = (cfg.get("DATASET") or {}).get("test")
     if not test_cfg:
         raise ConfigError(f"{args.config} has no DATASET.test (the vocabulary and input lengths)")
+    pair_batch = pair_batch_size(args.pair_batch_size, cfg)
+    output = args.output or os.path.join(cfg.get("output_dir") or "output", "predict_scores.npy")
+    check_output_file(output, "--output")
     engine = engine_for_config(args.inference_dir, cfg, **engine_options(args))
-    pair_batch = args.pair_batch_size or int(cfg.DATASET.get("test_pair_batch_size", DEFAULT_PAIR_BATCH_SIZE))
     if args.caption:
         videos = open_collection(args.videos or test_cfg["features_path"], test_cfg)
         text = encode_queries(videos, args.caption)
@@ -89,9 +100,8 @@ def run(args):
     elapsed = time.perf_counter() - start
     print(f"scored {scores.shape[0]} captions x {scores.shape[1]} videos in {elapsed:.2f} s "
           f"({scores.size / max(elapsed, 1e-9):.1f} pairs/s, exported model, {engine_options(args)['device']})")
-    output = args.output or os.path.join(cfg.get("output_dir") or "output", "predict_scores.npy")
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    np.save(output, scores)
+    with atomic_output(output, "--output") as f:
+        np.save(f, scores)
     captions = args.caption or list(dataset.captions)
     for i, caption in enumerate(captions[:10]):
         best = int(np.argmax(scores[i]))

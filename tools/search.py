@@ -12,7 +12,9 @@ dygraph model (``-w``, a full checkpoint) or the exported one (``--inference-dir
 ``tools/export_model.py``; predictor options as ``tools/predict.py``).
 
 Every video is encoded once per run; ``--cache FILE`` keeps those encodings, so the next
-run over the same collection and model skips that stage. Each query is then scored
+run over the same collection and model skips that stage. The cache file is marked as one
+and written atomically; a cache of ours for another model or collection is replaced, any
+other file (a checkpoint given by mistake, a truncated cache) is an error and left as it is. Each query is then scored
 against every video by the matching head (exhaustive; the same scores as ``main.py
 --test``). Prints a ranked table per query and writes them as JSON (``--json``).
 """
@@ -38,7 +40,8 @@ def parse_args(argv=None):
     p.add_argument("--query", action="append", default=[], help="a text query (repeatable)")
     p.add_argument("--queries", help="a text file of queries, one per line")
     p.add_argument("--top", type=int, default=10, help="videos listed per query (default 10)")
-    p.add_argument("--cache", help="file of the videos' encodings: read when it fits, else written")
+    p.add_argument("--cache", help="file of the videos' encodings: read when it fits, else written "
+                                   "(a file this tool did not write is refused, never overwritten)")
     p.add_argument("--json", dest="json_path", help="results JSON (default <output_dir>/search_results.json)")
     p.add_argument("--pair_batch_size", type=int, default=None, help="pairs per matching pass")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
@@ -53,11 +56,12 @@ def build_engine(args, cfg):
 
     if bool(args.weights) == bool(args.inference_dir):
         raise ConfigError("give the model either as -w WEIGHTS (dygraph) or as --inference-dir DIR (exported)")
+    options = engine_options(args)  # checked with -w too, where the predictor options do not apply
     if args.inference_dir:
         from paddlevideo.tasks.inference import engine_for_config
         from paddlevideo.tasks.search import ExportedEngine
 
-        engine = engine_for_config(args.inference_dir, cfg, **engine_options(args))
+        engine = engine_for_config(args.inference_dir, cfg, **options)
         return ExportedEngine(engine), "exported:" + str(engine.info.get("weights_sha256"))
     from paddlevideo.modeling.export import file_digest
     from paddlevideo.tasks.search import DygraphEngine
@@ -82,10 +86,17 @@ def print_results(queries, results):
 
 
 def run(args):
-    from paddlevideo.tasks.retrieval import DEFAULT_PAIR_BATCH_SIZE
-    from paddlevideo.tasks.search import check_top, open_collection, read_queries_file, search
+    from paddlevideo.tasks.search import (
+        check_cache_target,
+        check_top,
+        open_collection,
+        pair_batch_size,
+        read_queries_file,
+        search,
+    )
     from paddlevideo.utils.config import get_config
     from paddlevideo.utils.errors import ConfigError, DataError
+    from paddlevideo.utils.outfile import atomic_output, check_output_file
 
     cfg = get_config(args.config, args.override)
     test_cfg = (cfg.get("DATASET") or {}).get("test")
@@ -95,9 +106,13 @@ def run(args):
     queries = list(args.query) + (read_queries_file(args.queries) if args.queries else [])
     if not queries:
         raise DataError("no query: give --query TEXT or --queries FILE")
+    pair_batch = pair_batch_size(args.pair_batch_size, cfg)
+    out = args.json_path or os.path.join(cfg.get("output_dir") or "output", "search_results.json")
+    check_output_file(out, "--json")
+    if args.cache:
+        check_cache_target(args.cache)  # before the model loads: a file that is not our cache is refused now
     engine, model_key = build_engine(args, cfg)
     collection = open_collection(args.videos, test_cfg)
-    pair_batch = args.pair_batch_size or int(cfg.DATASET.get("test_pair_batch_size", DEFAULT_PAIR_BATCH_SIZE))
     start = time.perf_counter()
     results, timings = search(engine, collection, queries, top=top, pair_batch_size=pair_batch, cache=args.cache,
                               model_key=model_key, progress=args.progress)
@@ -107,16 +122,14 @@ def run(args):
     print(f"\n{len(queries)} quer{'y' if len(queries) == 1 else 'ies'} x {collection.num_videos} videos on the "
           f"{engine.kind} model in {total:.2f} s: videos encoded in {timings['encode_videos']:.2f} s{cached}, "
           f"scored in {timings['score']:.2f} s")
-    out = args.json_path or os.path.join(cfg.get("output_dir") or "output", "search_results.json")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     payload = {
         "videos": args.videos, "num_videos": collection.num_videos, "model": engine.kind,
         "timings_s": {**timings, "total": total},
         "queries": [{"query": q, "results": [{"rank": r, "video_id": v, "score": s} for r, v, s in rows]}
                     for q, rows in zip(queries, results)],
     }
-    with open(out, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=1)
+    with atomic_output(out, "--json") as f:
+        f.write(json.dumps(payload, indent=1).encode("utf-8"))
     print(f"results written to {out}")
 
 

@@ -129,6 +129,12 @@ class BertTokenizer:
         """Token ids of ``text`` (list[int]), without [CLS]/[SEP]."""
         return self._tok.encode(text, add_special_tokens=False).ids
 
+    def unknown_words(self, text):
+        """The words of ``text`` (as written there) that the vocabulary does not cover: each
+        piece read as ``[UNK]``, in order (list[str])."""
+        enc = self._tok.encode(text, add_special_tokens=False)
+        return [text[start:end] for i, (start, end) in zip(enc.ids, enc.offsets) if i == self.unk_id]
+
     def encode_batch(self, texts):
         """``encode`` of each text (list[list[int]]); runs in parallel inside ``tokenizers``."""
         return [enc.ids for enc in self._tok.encode_batch(list(texts), add_special_tokens=False)]

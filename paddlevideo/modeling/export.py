@@ -34,12 +34,14 @@ import paddle
 from paddle.static import InputSpec
 
 from ..utils.errors import ConfigError
+from ..utils.outfile import atomic_output, check_output_file
 from .backbones.actbert import CONFIG_KEYS, TextPrefix, TrimPlan, VideoInputs
 
 INFO_FILE = "export_info.json"
 FORMAT = "actbert-inference"
 VERSION = 1
 GRAPHS = ("text_encoder", "video_encoder", "pair_scorer")
+GRAPH_FILES = tuple(g + ext for g in GRAPHS for ext in (".json", ".pdiparams"))
 
 TEXT_INPUTS = ("text_ids", "token_type_ids", "text_mask")
 VIDEO_INPUTS = ("image_feat", "image_loc", "image_mask", "action_feat", "action_mask")
@@ -161,31 +163,70 @@ def file_digest(path, chunk=1 << 20):
     return digest.hexdigest()
 
 
+def check_export_target(out_dir, flag="-o"):
+    """ConfigError unless ``out_dir`` can take an export without overwriting a file this tool did
+    not write: a new or empty folder, or an earlier export (its ``export_info.json`` is ours).
+    Creates nothing (``export_retrieval`` then checks that the folder can be written)."""
+    out_dir = os.fspath(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConfigError(f"{flag} {out_dir}: is a file; give a folder for the exported model")
+    if os.path.isdir(out_dir):
+        clash = [n for n in (*GRAPH_FILES, INFO_FILE) if os.path.lexists(os.path.join(out_dir, n))]
+        if clash and not _is_our_export(out_dir):
+            raise ConfigError(f"{flag} {out_dir}: holds {clash[0]} but no export_info.json of an ActBERT export; "
+                              "it is left untouched: give a new or empty folder")
+
+
+def _is_our_export(out_dir):
+    try:
+        with open(os.path.join(out_dir, INFO_FILE), encoding="utf-8") as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and info.get("format") == FORMAT
+
+
+def _write_info(out_dir, info):
+    with atomic_output(os.path.join(out_dir, INFO_FILE), "-o") as f:
+        f.write(json.dumps(info, indent=1).encode("utf-8"))
+
+
 def export_retrieval(backbone, out_dir, limits, weights=None):
     """Save the three graphs of ``backbone`` (eval mode, weights loaded) to ``out_dir``.
 
     limits: {max_seq_length, max_region_num, max_action_num}, the longest inputs the
     exported model is meant for (from the config; recorded, and checked by the predictor).
-    Writes ``<graph>.json`` + ``<graph>.pdiparams`` per graph and ``export_info.json``.
-    Returns the info dict.
+    Writes ``<graph>.json`` + ``<graph>.pdiparams`` per graph and ``export_info.json``:
+    first marked ``complete: false`` (an interrupted export is then refused by the
+    predictor, and a rerun may overwrite it), at the end with each file's size, which the
+    predictor checks (a truncated copy). Returns the info dict.
     """
-    os.makedirs(out_dir, exist_ok=True)
-    backbone.eval()
-    specs = input_specs(backbone.config)
-    for name, layer in zip(GRAPHS, (TextEncoder(backbone), VideoEncoder(backbone), PairScorer(backbone))):
-        layer.eval()
-        static = paddle.jit.to_static(layer, input_spec=specs[name], full_graph=True)
-        paddle.jit.save(static, os.path.join(out_dir, name))
+    if int(limits["max_seq_length"]) > backbone.config.max_position_embeddings:
+        raise ConfigError(f"max_seq_length={limits['max_seq_length']} is more than the model's "
+                          f"max_position_embeddings={backbone.config.max_position_embeddings}")
+    check_export_target(out_dir)
+    check_output_file(os.path.join(out_dir, INFO_FILE), "-o")
     info = {
-        "format": FORMAT, "version": VERSION, "graphs": list(GRAPHS),
+        "format": FORMAT, "version": VERSION, "graphs": list(GRAPHS), "complete": False,
         "backbone": backbone_settings(backbone),
         "limits": {k: int(v) for k, v in limits.items()},
         "weights": os.path.basename(weights) if weights else None,
         "weights_sha256": file_digest(weights) if weights else None,
         "paddle_version": paddle.__version__,
     }
-    with open(os.path.join(out_dir, INFO_FILE), "w", encoding="utf-8") as f:
-        json.dump(info, f, indent=1)
+    _write_info(out_dir, info)
+    backbone.eval()
+    specs = input_specs(backbone.config)
+    for name, layer in zip(GRAPHS, (TextEncoder(backbone), VideoEncoder(backbone), PairScorer(backbone))):
+        layer.eval()
+        static = paddle.jit.to_static(layer, input_spec=specs[name], full_graph=True)
+        try:
+            paddle.jit.save(static, os.path.join(out_dir, name))
+        except OSError as exc:
+            raise ConfigError(f"-o {out_dir}: cannot write {name} ({exc.strerror or exc})") from None
+    info["file_sizes"] = {n: os.path.getsize(os.path.join(out_dir, n)) for n in GRAPH_FILES}
+    info["complete"] = True
+    _write_info(out_dir, info)
     return info
 
 
@@ -202,10 +243,16 @@ def read_export_info(model_dir):
         raise ConfigError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise ConfigError(f"{path}: not an ActBERT inference export (format {FORMAT!r} expected)")
-    missing = [g + ext for g in GRAPHS for ext in (".json", ".pdiparams")
-               if not os.path.isfile(os.path.join(model_dir, g + ext))]
+    if info.get("complete") is False:
+        raise ConfigError(f"--inference-dir {model_dir}: the export was interrupted; export the model again")
+    missing = [n for n in GRAPH_FILES if not os.path.isfile(os.path.join(model_dir, n))]
     if missing:
         raise ConfigError(f"--inference-dir {model_dir}: graph file(s) missing: {', '.join(missing)}")
+    for name, size in (info.get("file_sizes") or {}).items():  # absent in exports made before it was recorded
+        got = os.path.getsize(os.path.join(model_dir, name))
+        if got != size:
+            raise ConfigError(f"--inference-dir {model_dir}: {name} is {got} bytes, the export wrote {size} "
+                              "(truncated or replaced); copy or export it again")
     return info
 
 

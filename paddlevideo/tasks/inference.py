@@ -98,7 +98,12 @@ class InferenceEngine:
             path = os.path.join(model_dir, graph)
             config = predictor_config(path + ".json", path + ".pdiparams", trt_shapes=self._trt_shapes(graph),
                                       **options)
-            self._predictors[graph] = paddle.inference.create_predictor(config)
+            try:
+                self._predictors[graph] = paddle.inference.create_predictor(config)
+            except (RuntimeError, ValueError) as exc:  # Paddle's parse errors of a damaged graph or weights file
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ConfigError(f"--inference-dir {model_dir}: cannot load {graph} (.json/.pdiparams): {reason}; "
+                                  "copy or export the model again") from None
 
     def eval(self):
         return self

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 
 import numpy as np
 import paddle
@@ -25,9 +26,12 @@ from ..loader.store.lmdb_store import HEADER_KEY, PretrainStore, reader_env
 from ..modeling.export import VIDEO_FIELDS, flatten_video, video_from_fields
 from ..utils.errors import ConfigError, DataError
 from ..utils.logger import get_logger
+from ..utils.outfile import atomic_output, check_output_file
 from .retrieval import DEFAULT_PAIR_BATCH_SIZE, TEXT_KEYS, VIDEO_KEYS, _score_caption_block, _stack
 
-CACHE_VERSION = 1
+# The cache file's marker (in its __meta__ entry): a file without it is never read nor overwritten.
+CACHE_FORMAT = "actbert-search-cache"
+CACHE_VERSION = 2
 # DATASET.test keys that shape a video's input (the rest name files or the captions).
 VIDEO_SETTINGS = ("max_region_num", "max_action_num", "global_region_from_all_boxes", "action_mask_all_ones",
                   "vision_feature_dim", "action_feature_dim")
@@ -96,7 +100,9 @@ def encode_queries(collection, queries):
     """Text input of each query, as the test captions are built: dict TEXT_KEYS -> int64 [Q, T].
 
     An empty query is an error; one longer than ``max_seq_length`` - 2 word pieces is cut
-    to that many with a warning (the test captions are cut the same way)."""
+    to that many with a warning (the test captions are cut the same way); words outside the
+    vocabulary (read as ``[UNK]``) are named in a warning, which says so when that is every
+    word (the query is still scored, but its ranking then means nothing)."""
     tokenizer, length = collection.tokenizer, collection.max_seq_length
     rows = []
     for n, query in enumerate(queries, start=1):
@@ -105,12 +111,26 @@ def encode_queries(collection, queries):
         pieces = tokenizer.encode(query)
         if not pieces:
             raise DataError(f"query {n} ({query!r}) has no word the vocabulary knows")
+        warn_unknown_words(tokenizer, n, query, pieces)
         if len(pieces) > length - 2:
             get_logger().warning("query %d has %d word pieces; keeping the first %d (max_seq_length=%d): %r",
                                  n, len(pieces), length - 2, length, query)
         rows.append(tokenizer.build_input_ids(pieces, length))
     return {"text_ids": np.stack([r[0] for r in rows]), "text_mask": np.stack([r[1] for r in rows]),
             "token_type_ids": np.stack([r[2] for r in rows])}
+
+
+def warn_unknown_words(tokenizer, n, query, pieces):
+    """Warn about the words of query ``n`` that the vocabulary ``tokenizer`` reads as [UNK]."""
+    unknown = tokenizer.unknown_words(query)
+    if not unknown:
+        return
+    if len(unknown) == len(pieces):
+        get_logger().warning("query %d (%r): no word of it is in the vocabulary %s (all [UNK]); its ranking is "
+                             "arbitrary", n, query, tokenizer.vocab_file)
+    else:
+        get_logger().warning("query %d: word(s) not in the vocabulary, read as [UNK]: %s", n,
+                             ", ".join(repr(w) for w in unknown))
 
 
 class QueriesAgainst:
@@ -207,32 +227,71 @@ def encode_collection(engine, collection, batch_size=64, progress=True):
     return {name: np.concatenate([p[name] for p in parts]) for name in VIDEO_FIELDS}
 
 
+def _refuse_cache(path, why):
+    return DataError(f"--cache {path}: {why}; it is left untouched: give another --cache path (or delete the file "
+                     "if it is yours to lose)")
+
+
+def _cache_meta(path):
+    """The metadata of the search cache at ``path``; DataError unless it is a readable cache this
+    tool wrote (a foreign file, a truncated or damaged cache, a directory are all refused).
+
+    The marker is the archive's ``__meta__`` entry: JSON with ``format: CACHE_FORMAT`` (or the
+    ``version`` 1 layout without it, written before the marker existed)."""
+    if os.path.isdir(path):
+        raise _refuse_cache(path, "is a directory, not a cache file")
+    try:
+        if not zipfile.is_zipfile(path):  # a .npz ends with the zip directory: a truncated one has none
+            raise _refuse_cache(path, "not a search cache (not an .npz archive, or a truncated one)")
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["__meta__"])) if "__meta__" in data.files else None
+    except OSError as exc:
+        raise _refuse_cache(path, f"unreadable ({exc.strerror or exc})") from None
+    except (ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise _refuse_cache(path, f"a damaged archive ({type(exc).__name__}: {exc})") from None
+    legacy = isinstance(meta, dict) and meta.get("version") == 1 and {"fingerprint", "video_ids"} <= set(meta)
+    if not (isinstance(meta, dict) and meta.get("format") == CACHE_FORMAT) and not legacy:
+        raise _refuse_cache(path, f"an .npz archive that is not a search cache (no '{CACHE_FORMAT}' marker)")
+    return meta
+
+
 def load_cache(path, fingerprint, video_ids):
-    """Cached encodings at ``path`` if they were made for ``fingerprint``, else None."""
-    if not path or not os.path.isfile(path):
+    """Cached encodings at ``path`` if they were made for ``fingerprint``, else None (a missing
+    file, or a cache of ours for another model, collection or format version: it will be
+    replaced). A file that is not our cache, or a damaged one, raises DataError."""
+    if not path or not os.path.lexists(path):
+        return None
+    meta = _cache_meta(path)
+    if (meta.get("version") != CACHE_VERSION or meta.get("fingerprint") != fingerprint
+            or list(meta.get("video_ids", [])) != list(video_ids)):
+        get_logger().info("video cache %s was made for another model or collection: encoding again", path)
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["__meta__"]))
-            if meta.get("version") != CACHE_VERSION or meta.get("fingerprint") != fingerprint:
-                get_logger().info("video cache %s was made for another model or collection: encoding again", path)
-                return None
             arrays = {name: data[name] for name in VIDEO_FIELDS}
-    except (OSError, ValueError, KeyError) as exc:
-        get_logger().warning("video cache %s unreadable (%s): encoding again", path, exc)
-        return None
-    if list(meta.get("video_ids", [])) != list(video_ids) or len(arrays["region"]) != len(video_ids):
-        return None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise _refuse_cache(path, f"a damaged cache ({type(exc).__name__}: {exc})") from None
+    if any(len(a) != len(video_ids) for a in arrays.values()):
+        raise _refuse_cache(path, f"a damaged cache (its arrays do not hold the {len(video_ids)} videos it lists)")
     return arrays
 
 
+def check_cache_target(path):
+    """Before any encoding: ``path`` is missing (and writable there) or a cache of ours."""
+    if os.path.lexists(path):
+        _cache_meta(path)
+    else:
+        check_output_file(path, "--cache")
+
+
 def save_cache(path, fingerprint, video_ids, arrays):
-    """Write the encodings atomically (a temporary file renamed into place)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    meta = json.dumps({"version": CACHE_VERSION, "fingerprint": fingerprint, "video_ids": list(video_ids)})
-    tmp = f"{path}.tmp{os.getpid()}.npz"
-    np.savez(tmp, __meta__=np.array(meta), **arrays)
-    os.replace(tmp, path)
+    """Write the encodings atomically (a temporary file renamed into place), never over a
+    file that is not a cache of ours (checked again just before the rename)."""
+    meta = json.dumps({"format": CACHE_FORMAT, "version": CACHE_VERSION, "fingerprint": fingerprint,
+                       "video_ids": list(video_ids)})
+    with atomic_output(path, "--cache") as f:
+        np.savez(f, __meta__=np.array(meta), **arrays)
+        check_cache_target(path)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -298,6 +357,8 @@ def search(engine, collection, queries, top=10, pair_batch_size=DEFAULT_PAIR_BAT
     timings = {}
     start = time.perf_counter()
     fingerprint = collection_fingerprint(collection, model_key) if cache else None
+    if cache:
+        check_cache_target(cache)
     videos = load_cache(cache, fingerprint, collection.video_ids)
     timings["load_cache"] = time.perf_counter() - start
     if videos is None:
@@ -314,6 +375,19 @@ def search(engine, collection, queries, top=10, pair_batch_size=DEFAULT_PAIR_BAT
     scores = score_queries(engine, text, videos, pair_batch_size, progress)
     timings["score"] = time.perf_counter() - start
     return ranked(scores, collection.video_ids, min(top, collection.num_videos)), timings
+
+
+def pair_batch_size(flag_value, cfg):
+    """Pairs per scoring pass: ``--pair_batch_size``, else ``DATASET.test_pair_batch_size``, else the
+    default; ConfigError unless it is a whole number of at least 1 (0 used to mean the default)."""
+    if flag_value is not None:
+        value, name = flag_value, "--pair_batch_size"
+    else:
+        value = (cfg.get("DATASET") or {}).get("test_pair_batch_size", DEFAULT_PAIR_BATCH_SIZE)
+        name = "DATASET.test_pair_batch_size"
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a whole number of pairs, at least 1; got {value!r}")
+    return value
 
 
 def check_top(top):

@@ -25,6 +25,7 @@ before it) plus its local index. A single LMDB environment written by this modul
 """
 
 import bisect
+import contextlib
 import ctypes
 import functools
 import json
@@ -38,6 +39,7 @@ import numpy as np
 
 from ...utils.errors import ConfigError, DataError
 from ...utils.logger import get_logger
+from ...utils.writer_lock import LOCK_SUFFIX, writer_lock
 from . import sigbus
 from .record import RECORD_DTYPES, decode_captions, decode_clip, encode_clip, validate_clip
 
@@ -331,6 +333,11 @@ class StoreWriter:
     the process died are lost and are written again by the rerun. A path that is a file,
     or a non-empty folder that is not a store, is refused.
 
+    One writer per store: the writer holds ``writer_lock`` on the store folder from its
+    creation to ``close()`` (the kernel releases it if the process dies), and a second
+    writer of the same store, in any process, is refused with ``BusyError`` before it
+    reads or writes anything. Readers take no lock.
+
     The store records whether it is complete: ``finish()`` (called when a ``with`` block
     ends without an exception) marks it so; adding clips clears the mark until the next
     ``finish()``. A conversion that stopped early stays incomplete.
@@ -367,7 +374,13 @@ class StoreWriter:
         self._sealed = []  # read-only environments of full shards, for the id lookup
         self._committed_before = 0  # clips in sealed shards
         self._env, self._header = None, None
-        self._resume()
+        self._lock = contextlib.ExitStack()
+        self._lock.enter_context(writer_lock(self.path, "store"))
+        try:
+            self._resume()
+        except BaseException:
+            self._lock.close()
+            raise
 
     # ---------------------------------------------------------------- state
 
@@ -377,7 +390,8 @@ class StoreWriter:
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"{self.path}: is a file, but a store is a folder of shards; {advice}")
         if self.path.is_dir():
-            foreign = sorted(p.name for p in self.path.iterdir() if not (p.is_dir() and p.name.startswith("shard-")))
+            foreign = sorted(p.name for p in self.path.iterdir()
+                             if not (p.is_dir() and p.name.startswith("shard-")) and p.name != LOCK_SUFFIX)
             if foreign:
                 raise ConfigError(f"{self.path}: not empty and not a pretraining store (it holds "
                                   f"{', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); {advice}")
@@ -552,6 +566,7 @@ class StoreWriter:
         for env in self._sealed + ([self._env] if self._env is not None else []):
             env.close()
         self._sealed, self._env = [], None
+        self._lock.close()  # the next writer may start
 
     def __enter__(self):
         return self
