@@ -791,7 +791,7 @@ def to_actbert_regions(detection):
     - ``image_loc`` float32 [N, 5] x1/w, y1/h, x2/w, y2/h, area/(w h) (what the model reads);
     - ``n_boxes``, ``image_h``, ``image_w``.
     """
-    from ...loader.pipelines.multimodal import normalised_locations
+    from ...utils.boxes import normalised_locations
 
     h, w = detection["image_hw"]
     prob = np.asarray(detection["cls_prob"], np.float32)
