@@ -50,9 +50,9 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", help="video files, folders, .txt lists or a video,start,end,caption .csv")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--detector_weights", required=True, help="converted bottom-up-attention Faster R-CNN .pdparams")
+    p.add_argument("--detector_weights", help="converted bottom-up-attention Faster R-CNN .pdparams")
     p.add_argument("--detector_config", help="its config.yaml (default: the VG model's)")
-    p.add_argument("--action_weights", required=True, help="converted 3D ResNet .pdparams")
+    p.add_argument("--action_weights", help="converted 3D ResNet .pdparams")
     p.add_argument("--action_model", default="resnet3d", help="action model kind (resnet3d)")
     p.add_argument("--action_config", default="{}", help='JSON model arguments, e.g. \'{"depth": 50}\' '
                                                          "(default: read from the weights' shapes)")
@@ -69,6 +69,9 @@ def parse_args(argv):
     p.add_argument("--npy", action="store_true", help="also write PaddleVideo's actbert_train_data.npy")
     p.add_argument("--retry_failed", action="store_true", help="try again videos a previous run skipped")
     p.add_argument("--no_progress", action="store_true")
+    p.add_argument("--subtitle_encoding", default="utf-8", help="encoding of the .vtt/.srt files (e.g. latin-1)")
+    p.add_argument("--smoke", action="store_true", help="tiny random-init extractors instead of the weights, to try "
+                                                        "the pipeline (64-d features, meaningless)")
     return p.parse_args(argv)
 
 
@@ -83,7 +86,8 @@ def settings_from_args(args):
         region_frames=args.region_frames, max_boxes=args.max_boxes, merge_iou=args.merge_iou,
         max_actions=args.max_actions, batch_size=args.batch_size, detector_batch=args.detector_batch,
         write_store=not args.no_store, write_msrvtt=not args.no_msrvtt, write_npy=args.npy,
-        retry_failed=args.retry_failed, progress=not args.no_progress)
+        retry_failed=args.retry_failed, progress=not args.no_progress, subtitle_encoding=args.subtitle_encoding,
+        smoke=args.smoke)
 
 
 def extract(args):

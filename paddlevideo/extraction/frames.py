@@ -7,6 +7,7 @@ from ..utils.errors import DataError
 from .inputs import ClipSpec
 
 WINDOW_FRAMES = 16  # frames per action window (the 3D ResNet's input length)
+TRUNCATED_SLACK = 0.5  # seconds of declared duration without frames tolerated at a video's end
 
 
 @dataclass
@@ -20,17 +21,26 @@ class ClipFrames:
     windows: list = field(default_factory=list)  # per window, list of uint8 frames
 
 
-
 def plan_clip(spec, fps, region_frames, max_actions):
+    """The frame times (seconds) one clip needs, all inside [start, end).
+
+    ``region_frames`` detector frames at the centres of equal parts of the clip, and n =
+    frames // 16 action windows (1 to ``max_actions``) of 16 consecutive frames at the
+    video's rate, one centred in each of n equal parts; a window that would run past the end
+    is moved back to end with the clip, and a clip shorter than 16 frames gets only its own
+    frames (``finish_windows`` loop-pads them to 16), never the next clip's.
+    """
     length = spec.end - spec.start
     n_frames = max(1, int(round(length * fps)))
     regions = [spec.start + (k + 0.5) * length / region_frames for k in range(region_frames)]
     n_windows = max(1, min(max_actions, n_frames // WINDOW_FRAMES))
+    span = WINDOW_FRAMES / fps
     windows = []
     for k in range(n_windows):
         centre = spec.start + (k + 0.5) * length / n_windows
-        first = centre - WINDOW_FRAMES / (2 * fps)
-        windows.append([max(spec.start, first) + j / fps for j in range(WINDOW_FRAMES)])
+        first = max(spec.start, min(centre - span / 2, spec.end - span))
+        times = [first + j / fps for j in range(WINDOW_FRAMES)]
+        windows.append([t for t in times if t < spec.end] or times[:1])
     return ClipFrames(spec, regions, windows)
 
 
@@ -87,8 +97,8 @@ def decode_clips(path, plans, fps):
                 requests.append((t, p, "a", w, slot))
     requests.sort(key=lambda r: r[0])
     half = 0.5 / fps
-    container, stream, _, _ = open_video(path)
-    decoded, pointer = 0, 0
+    container, stream, _, duration = open_video(path)
+    decoded, pointer, last = 0, 0, None
     try:
         first = requests[0][0] if requests else 0.0
         if first > 2.0 and stream.time_base:
@@ -97,6 +107,7 @@ def decode_clips(path, plans, fps):
         for frame in container.decode(stream):
             decoded += 1
             t = (float(frame.pts * stream.time_base) - start_time) if frame.pts is not None else decoded / fps
+            last = t
             if pointer < len(requests) and requests[pointer][0] <= t + half:
                 image = frame.to_ndarray(format="rgb24")
                 while pointer < len(requests) and requests[pointer][0] <= t + half:
@@ -112,6 +123,11 @@ def decode_clips(path, plans, fps):
         raise DataError(f"{path}: decoding failed after {decoded} frame(s) ({exc})") from None
     finally:
         container.close()
+    # Frames ran out before the requested times: a file cut short (its header still declares the
+    # whole duration) is refused rather than extracted as if whole.
+    if pointer < len(requests) and last is not None and duration - last > TRUNCATED_SLACK + 2 / fps:
+        raise DataError(f"{path}: truncated: its frames end at {last:.2f} s of the {duration:.2f} s its header "
+                        "declares (an interrupted download or copy?)")
     return decoded
 
 

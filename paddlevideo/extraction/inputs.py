@@ -1,10 +1,13 @@
 """What to extract: video files, folders, ``.txt`` lists and ``video,start,end,caption`` CSVs,
 the cues of a WebVTT / SRT file beside a video, or fixed windows."""
 
+import codecs
 import csv
+import hashlib
+import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..utils.errors import ConfigError, DataError
@@ -14,22 +17,49 @@ VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".m
 
 @dataclass
 class ClipSpec:
-    """One clip to extract: [start, end) seconds of a video and its caption (may be empty)."""
+    """One clip to extract: [start, end) seconds of a video and its caption (may be empty);
+    ``captions``: every caption of the clip once cues of the same span are merged."""
 
     start: float
     end: float
     caption: str = ""
     clip_id: str = ""
+    captions: list = field(default_factory=list)
 
 
 @dataclass
 class VideoJob:
+    """One video: ``path`` as first given, ``key`` its resolved path (one video under several
+    spellings is one job), ``video_id`` the file name's stem unless ``assign_video_ids`` had to
+    make it unique."""
+
     path: str
     clips: list = None  # [ClipSpec] from a CSV, or None: subtitles or fixed windows
+    video_id: str = ""
+    key: str = ""
 
-    @property
-    def video_id(self):
-        return Path(self.path).stem
+    def __post_init__(self):
+        self.video_id = self.video_id or Path(self.path).stem
+        self.key = self.key or os.path.realpath(self.path)
+
+
+def assign_video_ids(jobs, claimed=None):
+    """Give every job a video id no other video holds.
+
+    A video keeps its file name's stem unless an earlier job of the list, or ``claimed``
+    ({video id: key} of a previous run), holds that stem for another file; then the id is
+    ``stem-`` + 8 hex digits of a hash of its resolved path, stable from run to run. Returns
+    the claims including this list's.
+    """
+    claims = dict(claimed or {})
+    for job in jobs:
+        stem = Path(job.path).stem
+        video_id = stem
+        if claims.get(stem, job.key) != job.key:
+            video_id = f"{stem}-{hashlib.sha1(job.key.encode('utf-8')).hexdigest()[:8]}"
+        job.video_id = video_id
+        claims[video_id] = job.key
+    return claims
 
 
 
@@ -80,10 +110,10 @@ def list_videos(inputs):
         if new is None:
             raise ConfigError(f"input list not found: {item}")
         for job in new:
-            if job.path in jobs and job.clips is not None:
-                jobs[job.path].clips = (jobs[job.path].clips or []) + job.clips
+            if job.key in jobs and job.clips is not None:
+                jobs[job.key].clips = (jobs[job.key].clips or []) + job.clips
             else:
-                jobs.setdefault(job.path, job)
+                jobs.setdefault(job.key, job)
     return list(jobs.values())
 
 
@@ -100,10 +130,23 @@ def _seconds(text, where):
     return int(h or 0) * 3600 + int(mi) * 60 + int(s) + int((ms or "0").ljust(3, "0")) / 1000
 
 
-def read_subtitles(path):
+def read_text(path, encoding="utf-8"):
+    """The text of a subtitle file in ``encoding`` (UTF-8: a BOM is dropped). Bytes that are not
+    valid in it are a DataError naming file:line and the byte, never replaced silently."""
+    raw = Path(path).read_bytes()
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid {exc.encoding} (byte 0x{raw[exc.start]:02x}); give the file's "
+                        "encoding with --subtitle_encoding (e.g. latin-1) or re-save it as UTF-8") from None
+
+
+def read_subtitles(path, encoding="utf-8"):
     """[ClipSpec] of the cues of a WebVTT or SRT file; DataError naming file:line on a broken one."""
-    with open(path, encoding="utf-8-sig", errors="replace") as f:
-        lines = f.read().splitlines()
+    lines = read_text(path, encoding).splitlines()
     cues, i = [], 0
     while i < len(lines):
         line = lines[i]
@@ -138,6 +181,8 @@ def subtitle_file(video_path):
 
 def fixed_windows(duration, window, min_length=1.0):
     """[ClipSpec] of consecutive ``window``-second windows; a last shorter one if >= ``min_length``."""
+    if not (isinstance(window, (int, float)) and math.isfinite(window) and window > 0):
+        raise ConfigError(f"--window must be a positive number of seconds, got {window!r}")
     clips, start = [], 0.0
     while start < duration:
         end = min(start + window, duration)

@@ -10,38 +10,18 @@ from pathlib import Path
 
 import lmdb
 import numpy as np
-import paddle
 import pytest
 import yaml
 
 import main
+from paddlevideo.extraction.smoke import SMOKE_FEATURE_DIM, save_tiny_extractors
 from paddlevideo.loader.dataset.msrvtt_dataset import MSRVTTDataset
 from paddlevideo.loader.store import PretrainStore, verify_store
 from paddlevideo.loader.store.synthetic import write_video
-from paddlevideo.modeling.extractors.frcnn_vg import FRCNNVG, FRCNNVGConfig, config_path_for, random_init
-from paddlevideo.modeling.extractors.resnet3d import ResNet3D
 from tools import extract_features
 
 ROOT = Path(__file__).resolve().parents[2]
-FEATURE_DIM = 64  # the tiny detector's RoI features (res2 8 x 8) and the tiny 3D ResNet's (512 x 0.125)
-
-
-def tiny_models(folder):
-    """A depth-50 detector at 1/8 width and small test sizes, and a 3D ResNet-10 at 1/8 width,
-    random weights, saved as the converters save them (detector: .pdparams + .yaml)."""
-    paddle.seed(0)
-    cfg = FRCNNVGConfig(depth=50, width_per_group=4, stem_out_channels=4, res2_out_channels=8,
-                        rpn_hidden_channels=8, min_size_test=96, max_size_test=160, pre_nms_topk_test=300,
-                        post_nms_topk_test=60)
-    det = FRCNNVG(cfg)
-    random_init(det, seed=0)
-    det_path = folder / "frcnn_tiny.pdparams"
-    paddle.save(det.state_dict(), str(det_path))
-    Path(config_path_for(det_path)).write_text(yaml.safe_dump(cfg.to_yaml_dict()))
-    act = ResNet3D(depth=10, widen_factor=0.125, conv1_t_size=3)
-    act_path = folder / "r3d10_tiny.pdparams"
-    paddle.save(act.state_dict(), str(act_path))
-    return det_path, act_path
+FEATURE_DIM = SMOKE_FEATURE_DIM
 
 
 def make_videos(folder):
@@ -66,7 +46,7 @@ def make_videos(folder):
 @pytest.fixture(scope="module")
 def extracted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("extract")
-    det, act = tiny_models(tmp)
+    det, act = save_tiny_extractors(tmp)  # the smoke path's models, as files
     inputs = make_videos(tmp / "videos")
     argv = [*inputs, "--out", str(tmp / "out"), "--detector_weights", str(det), "--action_weights", str(act),
             "--batch_size", "3", "--no_progress", "--npy"]
@@ -92,8 +72,11 @@ def test_extract_then_rerun_then_train_and_test(extracted, capsys, vocab_file):
         assert expected in log, expected
     assert "3 video(s) extracted (4 clips" in log and "4 skipped as unusable" in log
 
-    # the store: the four captioned clips, checked by the store's own verify pass
-    assert verify_store(out / "store")["clips"] == 4
+    # the store: the four captioned clips, checked by the store's own verify pass, marked finished
+    report = verify_store(out / "store")
+    assert report["clips"] == 4 and report["complete"] is True
+    models = json.loads((out / "extraction.json").read_text())["models"]
+    assert models["action_weights"]["file"] == "r3d10_tiny.pdparams" and len(models["action_weights"]["sha256"]) == 64
     store = PretrainStore(out / "store")
     clips = {c.clip_id: c for c in (store.get(i) for i in range(len(store)))}
     store.close()
