@@ -3,6 +3,7 @@
     python tools/extract_features.py VIDEOS... --out DIR \\
         --detector_weights frcnn_vg.pdparams --action_weights r3d50_K700.pdparams [--device gpu]
     python -m paddle.distributed.launch --gpus 0,1,2,3 tools/extract_features.py ... (videos split by rank)
+    python tools/extract_features.py VIDEOS... --out DIR --smoke   (tiny random-init extractors: a trial run)
 
 VIDEOS: video files, folders (searched recursively), ``.txt`` lists (one path a line) or a
 ``.csv`` with the header ``video,start,end,caption`` (seconds; empty start/end = the whole
@@ -27,11 +28,14 @@ Outputs in DIR:
 - ``msrvtt.lmdb`` + ``msrvtt_queries.csv``: MSR-VTT-format features (one record per clip,
   key = clip id) and the headerless ``clip_id,caption`` query list for ``--test``;
 - ``actbert_train_data.npy`` with ``--npy``: PaddleVideo's pickled training array;
-- ``progress.lmdb``: what is finished; a rerun skips finished (and failed) videos.
+- ``progress.lmdb``: what is finished; a rerun skips finished (and failed) videos;
+- ``extraction.json``: which models made the features; a rerun with others is refused.
 
-A video that cannot be used (not a video, no frames, one frame, broken subtitles, every
-segment past its end) is logged and skipped; a missing or mismatched checkpoint stops the
-run with one line ``error: ...``.
+A video that cannot be used (not a video, no frames, one frame, truncated, broken or
+non-UTF-8 subtitles without ``--subtitle_encoding``, every segment past its end) is logged and
+skipped; bad flags, a missing or mismatched checkpoint, an output that is not an extraction's
+or is being written by another extraction, and a failed write stop the run with one line
+``error: ...`` (exit status 2). The code is the package ``paddlevideo/extraction/``.
 """
 
 

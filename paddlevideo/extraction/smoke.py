@@ -5,15 +5,18 @@ so that ``tools/extract_features.py --smoke`` and the tests run the whole path f
 videos to a store, an MSR-VTT LMDB and ``main.py`` in seconds on a CPU.
 """
 
+import functools
 from pathlib import Path
 
 SMOKE_FEATURE_DIM = 64  # the tiny detector's RoI features (res2 8 x 8) and the tiny 3D ResNet's (512 x 0.125)
 SMOKE_LABEL = "SMOKE RUN: tiny random-init extractors, features are meaningless"
 
 
+@functools.lru_cache(maxsize=1)
 def tiny_extractors(seed=0):
     """(detector, action model) in eval mode: a depth-50 bottom-up-attention Faster R-CNN at 1/8
-    width with small test sizes, and a 3D ResNet-10 at 1/8 width, seeded random weights."""
+    width with small test sizes, and a 3D ResNet-10 at 1/8 width, seeded random weights (built
+    once per process: inference does not change them)."""
     import paddle
 
     from ..modeling.extractors.frcnn_vg import FRCNNVG, FRCNNVGConfig, random_init
