@@ -1,7 +1,6 @@
 """The extraction run: settings, the two models, one video -> Clips, and the loop over videos."""
 
 import codecs
-import contextlib
 import inspect
 import json
 import math
@@ -282,39 +281,18 @@ def run(settings, detector=None, action_model=None):
 
 
 def _run_locked(settings, jobs, detector, action_model, rank, world):
-    from tqdm import tqdm
-
     log = get_logger()
-    extractor = Extractor(detector, action_model, settings)
-    done = skipped = failed = clips_total = 0
     began = time.perf_counter()
-    with writing(settings.out), contextlib.closing(
-            Outputs(settings.out, rank, world, settings.write_store, settings.write_msrvtt)) as outputs:
-        assign_video_ids(jobs, outputs.claims())
-        mine = jobs[rank::world]
-        bar = tqdm(mine, desc=f"extract[{rank}]" if world > 1 else "extract", unit="video",
-                   disable=not settings.progress, position=rank)
-        for job in bar:
-            status = outputs.status(job)
-            if status and (status["status"] == "done" or not settings.retry_failed):
-                skipped += 1
-                continue
-            try:
-                clips = extractor.video(job)
-                outputs.write_video(job, clips)
-            except DataError as exc:
-                failed += 1
-                log.warning("skipping video: %s", exc)
-                outputs.mark(job, {"status": "failed", "reason": str(exc)})
-                continue
-            done += 1
-            clips_total += len(clips)
-            bar.set_postfix(clips=clips_total)
-        if all(outputs.status(job) for job in mine):
-            outputs.finish_store()
-    elapsed = time.perf_counter() - began
+    with writing(settings.out):
+        outputs = Outputs(settings.out, rank, world, settings.write_store, settings.write_msrvtt)
+    try:
+        counts = _extract_share(settings, jobs, Extractor(detector, action_model, settings), outputs, rank, world)
+    finally:
+        with writing(settings.out):
+            outputs.close()
+    done, skipped, failed, clips = counts
     log.info("rank %d: %d video(s) extracted (%d clips, %.1f s), %d already finished, %d skipped as unusable",
-             rank, done, clips_total, elapsed, skipped, failed)
+             rank, done, clips, time.perf_counter() - began, skipped, failed)
     with writing(settings.out):
         finished = finalise(settings.out, [j.key for j in jobs], settings.write_npy)
     if finished:
@@ -325,3 +303,38 @@ def _run_locked(settings, jobs, detector, action_model, rank, world):
     if settings.smoke:
         log.warning("%s: %s is for trying the pipeline only", SMOKE_LABEL, settings.out)
     return done, skipped, failed
+
+
+def _extract_share(settings, jobs, extractor, outputs, rank, world):
+    """Extract this process's share of ``jobs``; (done, skipped, failed, clips). Only writes into
+    ``outputs`` are turned into the run-level write error: a video's own faults stay its own."""
+    from tqdm import tqdm
+
+    log = get_logger()
+    done = skipped = failed = clips_total = 0
+    assign_video_ids(jobs, outputs.claims())
+    mine = jobs[rank::world]
+    bar = tqdm(mine, desc=f"extract[{rank}]" if world > 1 else "extract", unit="video",
+               disable=not settings.progress, position=rank)
+    for job in bar:
+        status = outputs.status(job)
+        if status and (status["status"] == "done" or not settings.retry_failed):
+            skipped += 1
+            continue
+        try:
+            clips = extractor.video(job)
+            with writing(settings.out):
+                outputs.write_video(job, clips)
+        except DataError as exc:
+            failed += 1
+            log.warning("skipping video: %s", exc)
+            with writing(settings.out):
+                outputs.mark(job, {"status": "failed", "reason": str(exc)})
+            continue
+        done += 1
+        clips_total += len(clips)
+        bar.set_postfix(clips=clips_total)
+    if all(outputs.status(job) for job in mine):
+        with writing(settings.out):
+            outputs.finish_store()
+    return done, skipped, failed, clips_total

@@ -34,6 +34,10 @@ def prepare_out(out):
         if path.exists() and path.is_dir() != folder:
             raise ConfigError(f"--out {out}: {name} is a {'folder' if path.is_dir() else 'file'} but extraction "
                               f"writes a {'folder' if folder else 'file'} there; choose another --out")
+    lmdb_files = sorted(p.name for p in out.iterdir() if p.name == "data.mdb" or p.name.startswith("shard-"))
+    if lmdb_files:
+        raise ConfigError(f"--out {out}: is a store or an LMDB (it holds {lmdb_files[0]}), not a folder for an "
+                          "extraction's outputs; choose another --out")
     ours = [name for name in OUTPUT_KINDS if (out / name).exists()]
     if ours and not (out / "progress.lmdb").is_dir():
         raise ConfigError(f"--out {out}: holds {', '.join(ours)} but no progress.lmdb, so no extraction wrote "
@@ -179,11 +183,13 @@ class Outputs:
             self.store.finish()
 
     def close(self):
-        if self.store is not None:
-            self.store.close()
-        for env in (self.progress, self.msrvtt):
-            if env is not None:
-                env.close()
+        try:
+            if self.store is not None:
+                self.store.close()
+        finally:  # the LMDB handles are released even when the store's last commit fails
+            for env in (self.progress, self.msrvtt):
+                if env is not None:
+                    env.close()
 
 
 def store_path(out, rank, world):

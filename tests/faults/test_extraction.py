@@ -138,6 +138,8 @@ def test_unwritable_out_is_one_line(tmp_path, video, capsys, where, expected):
     ({"msrvtt_queries.csv": "my own notes"}, "holds msrvtt_queries.csv but no progress.lmdb"),
     ({"msrvtt.lmdb": "a file"}, "msrvtt.lmdb is a file but extraction writes a folder there"),
     ({"progress.lmdb/data.mdb": "not an lmdb"}, "progress.lmdb: not a readable progress record"),
+    ({"shard-00000/data.mdb": "a converted store"}, "is a store or an LMDB (it holds shard-00000)"),
+    ({"data.mdb": "an MSR-VTT LMDB"}, "is a store or an LMDB (it holds data.mdb)"),
 ])
 def test_foreign_output_layout_is_refused_and_left_alone(tmp_path, video, capsys, layout, expected):
     out = tmp_path / "out"
