@@ -10,6 +10,8 @@ import errno
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -28,6 +30,14 @@ from paddlevideo.modeling.extractors.resnet3d import ResNet3D
 from paddlevideo.utils.errors import ConfigError, DataError
 from paddlevideo.utils.writer_lock import BusyError, writer_lock
 from tools import extract_features
+
+ROOT = Path(__file__).resolve().parents[2]
+HOLD_LOCK = """import sys
+from paddlevideo.utils.writer_lock import writer_lock
+with writer_lock(sys.argv[1], "extraction output"):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
 
 
 @pytest.fixture(scope="module")
@@ -189,9 +199,15 @@ def test_another_models_features_are_not_mixed_into_an_output(tmp_path, video, w
 def test_second_extraction_into_one_out_is_refused(tmp_path, video, capsys, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
-    with writer_lock(out, "extraction output"):  # another extraction writing out/
+    # another process holds out/'s writer lock, as a running extraction does
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], cwd=ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
         status, log = extract(capsys, video, "--out", out, "--smoke", "--no_progress")
-    assert_one_line_error(status, log, f"extraction output {out} is being written by pid {os.getpid()}")
+    finally:
+        holder.communicate("")
+    assert_one_line_error(status, log, f"extraction output {out} is being written by pid {holder.pid}")
     assert sorted(p.name for p in out.iterdir()) == [".writer.lock"]
 
     held = []  # the lock is held while the videos are extracted, not only at the start
