@@ -88,12 +88,27 @@ def test_clip_regions_merge_the_same_object_across_frames():
     assert select_regions([empty, empty])[0].shape == (0, 4)
 
 
-def test_extraction_package_imports_nothing_from_tools_or_argparse():
+def imported_modules(folder):
+    """{file: [module names it imports, relative ones with their leading dots]} of a package folder."""
     import ast
+
+    found = {}
+    for path in sorted(folder.glob("*.py")):
+        names = []
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names.append("." * node.level + (node.module or ""))
+        found[path.name] = names
+    return found
+
+
+def test_extraction_imports_nothing_from_tools_and_extractors_nothing_from_the_loader():
     from pathlib import Path
 
-    for path in (Path(__file__).resolve().parents[2] / "paddlevideo" / "extraction").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            assert not [n for n in names if n.split(".")[0] in ("tools", "argparse")], (path, names)
+    package = Path(__file__).resolve().parents[2] / "paddlevideo"
+    for name, modules in imported_modules(package / "extraction").items():
+        assert not [m for m in modules if m.split(".")[0] in ("tools", "argparse")], (name, modules)
+    for name, modules in imported_modules(package / "modeling" / "extractors").items():
+        assert not [m for m in modules if "loader" in m], (name, modules)  # the data pipeline is a layer above
