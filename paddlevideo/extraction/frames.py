@@ -82,7 +82,8 @@ def decode_clips(path, plans, fps):
     """Fill ``plans`` (ClipFrames, sorted by start) from one pass over the video.
 
     A request for time t takes the first frame whose timestamp is >= t - half a frame.
-    Returns the number of decoded frames. Frames are kept only where requested.
+    Returns the number of decoded frames. Frames are kept only where requested. DataError if
+    decoding fails or the file is cut short (``_cut_short``).
     """
     import av
 
@@ -98,10 +99,11 @@ def decode_clips(path, plans, fps):
     requests.sort(key=lambda r: r[0])
     half = 0.5 / fps
     container, stream, _, duration = open_video(path)
-    decoded, pointer, last = 0, 0, None
+    decoded, pointer, last, seeked = 0, 0, None, False
     try:
         first = requests[0][0] if requests else 0.0
-        if first > 2.0 and stream.time_base:
+        seeked = bool(first > 2.0 and stream.time_base)
+        if seeked:
             container.seek(int((first - 1.0) / stream.time_base), stream=stream, backward=True)
         start_time = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         for frame in container.decode(stream):
@@ -123,12 +125,20 @@ def decode_clips(path, plans, fps):
         raise DataError(f"{path}: decoding failed after {decoded} frame(s) ({exc})") from None
     finally:
         container.close()
-    # Frames ran out before the requested times: a file cut short (its header still declares the
-    # whole duration) is refused rather than extracted as if whole.
-    if pointer < len(requests) and last is not None and duration - last > TRUNCATED_SLACK + 2 / fps:
+    if pointer < len(requests) and last is not None and _cut_short(stream, decoded, seeked, last, duration, fps):
         raise DataError(f"{path}: truncated: its frames end at {last:.2f} s of the {duration:.2f} s its header "
                         "declares (an interrupted download or copy?)")
     return decoded
+
+
+def _cut_short(stream, decoded, seeked, last, duration, fps):
+    """Whether frames ran out before the end the header declares: a file cut short is refused
+    rather than extracted as if whole. The header's frame count decides when it is known and the
+    pass started at the first frame (a variable-rate video may hold its last frame for seconds);
+    else the last frame's time against the declared duration."""
+    if stream.frames and not seeked:
+        return decoded < stream.frames
+    return duration - last > TRUNCATED_SLACK + 2 / fps
 
 
 def finish_windows(plan):
