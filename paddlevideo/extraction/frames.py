@@ -132,13 +132,14 @@ def decode_clips(path, plans, fps):
 
 
 def _cut_short(stream, decoded, seeked, last, duration, fps):
-    """Whether frames ran out before the end the header declares: a file cut short is refused
-    rather than extracted as if whole. The header's frame count decides when it is known and the
-    pass started at the first frame (a variable-rate video may hold its last frame for seconds);
-    else the last frame's time against the declared duration."""
+    """Whether frames ran out well before the end the header declares: a file cut short is
+    refused rather than extracted as if whole. When the pass started at the first frame, the
+    header's frame count must also be short of it: a variable-rate video may hold its last
+    frame for seconds, and an edit list may drop a few frames, without anything missing."""
+    gap = duration - last > TRUNCATED_SLACK + 2 / fps
     if stream.frames and not seeked:
-        return decoded < stream.frames
-    return duration - last > TRUNCATED_SLACK + 2 / fps
+        return gap and decoded < stream.frames
+    return gap
 
 
 def finish_windows(plan):
