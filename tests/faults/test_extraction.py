@@ -8,10 +8,9 @@ fraction of a second of model time.
 
 import errno
 import json
+import multiprocessing
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import av
@@ -31,13 +30,11 @@ from paddlevideo.utils.errors import ConfigError, DataError
 from paddlevideo.utils.writer_lock import BusyError, writer_lock
 from tools import extract_features
 
-ROOT = Path(__file__).resolve().parents[2]
-HOLD_LOCK = """import sys
-from paddlevideo.utils.writer_lock import writer_lock
-with writer_lock(sys.argv[1], "extraction output"):
-    print("locked", flush=True)
-    sys.stdin.read()
-"""
+
+def hold_writer_lock(out, ready, release):
+    with writer_lock(out, "extraction output"):
+        ready.set()
+        release.wait(30)
 
 
 @pytest.fixture(scope="module")
@@ -199,14 +196,17 @@ def test_another_models_features_are_not_mixed_into_an_output(tmp_path, video, w
 def test_second_extraction_into_one_out_is_refused(tmp_path, video, capsys, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
-    # another process holds out/'s writer lock, as a running extraction does
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], cwd=ROOT, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    # another process holds out/'s writer lock, as a running extraction does (forked: no imports)
+    fork = multiprocessing.get_context("fork")
+    ready, release = fork.Event(), fork.Event()
+    holder = fork.Process(target=hold_writer_lock, args=(str(out), ready, release))
+    holder.start()
     try:
-        assert holder.stdout.readline().strip() == "locked"
+        assert ready.wait(30)
         status, log = extract(capsys, video, "--out", out, "--smoke", "--no_progress")
     finally:
-        holder.communicate("")
+        release.set()
+        holder.join(30)
     assert_one_line_error(status, log, f"extraction output {out} is being written by pid {holder.pid}")
     assert sorted(p.name for p in out.iterdir()) == [".writer.lock"]
 
