@@ -6,42 +6,24 @@ ones (not a video, 0 bytes, a single frame, a broken subtitle file).
 """
 
 import json
+import os
+import shlex
 from pathlib import Path
 
 import lmdb
 import numpy as np
-import paddle
 import pytest
-import yaml
 
 import main
+from paddlevideo.extraction.smoke import SMOKE_FEATURE_DIM, SMOKE_LABEL
 from paddlevideo.loader.dataset.msrvtt_dataset import MSRVTTDataset
 from paddlevideo.loader.store import PretrainStore, verify_store
 from paddlevideo.loader.store.synthetic import write_video
-from paddlevideo.modeling.extractors.frcnn_vg import FRCNNVG, FRCNNVGConfig, config_path_for, random_init
-from paddlevideo.modeling.extractors.resnet3d import ResNet3D
+from paddlevideo.utils.config import get_config
 from tools import extract_features
 
 ROOT = Path(__file__).resolve().parents[2]
-FEATURE_DIM = 64  # the tiny detector's RoI features (res2 8 x 8) and the tiny 3D ResNet's (512 x 0.125)
-
-
-def tiny_models(folder):
-    """A depth-50 detector at 1/8 width and small test sizes, and a 3D ResNet-10 at 1/8 width,
-    random weights, saved as the converters save them (detector: .pdparams + .yaml)."""
-    paddle.seed(0)
-    cfg = FRCNNVGConfig(depth=50, width_per_group=4, stem_out_channels=4, res2_out_channels=8,
-                        rpn_hidden_channels=8, min_size_test=96, max_size_test=160, pre_nms_topk_test=300,
-                        post_nms_topk_test=60)
-    det = FRCNNVG(cfg)
-    random_init(det, seed=0)
-    det_path = folder / "frcnn_tiny.pdparams"
-    paddle.save(det.state_dict(), str(det_path))
-    Path(config_path_for(det_path)).write_text(yaml.safe_dump(cfg.to_yaml_dict()))
-    act = ResNet3D(depth=10, widen_factor=0.125, conv1_t_size=3)
-    act_path = folder / "r3d10_tiny.pdparams"
-    paddle.save(act.state_dict(), str(act_path))
-    return det_path, act_path
+FEATURE_DIM = SMOKE_FEATURE_DIM
 
 
 def make_videos(folder):
@@ -63,14 +45,36 @@ def make_videos(folder):
     return [str(folder / "cook.mp4"), str(folder / "clips.csv"), str(folder / "bad.txt")]
 
 
+def readme_blocks(section="## Your own videos"):
+    """The command blocks of a README section: [[argv, ...], ...], continuation lines joined."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    body = text.split(section + "\n", 1)[1].split("\n## ", 1)[0]
+    blocks = []
+    for block in body.split("```")[1::2]:
+        lines = [line for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+        blocks.append([shlex.split(line, comments=True) for line in lines if not line.lstrip().startswith("#")])
+    return blocks
+
+
+def smoke_commands():
+    """The README's --smoke block: (extract argv, train argv, test argv) after ``python tool``."""
+    block = next(b for b in readme_blocks() if any("--smoke" in argv for argv in b))
+    assert [argv[1] for argv in block] == ["tools/extract_features.py", "main.py", "main.py"], block
+    return [argv[2:] for argv in block]
+
+
 @pytest.fixture(scope="module")
 def extracted(tmp_path_factory):
+    """The README's smoke commands, run in a folder laid out as they expect: ``my_videos/`` is
+    this test's inputs, ``data/howto100m/vocab.txt`` bert-base-uncased's vocabulary."""
     tmp = tmp_path_factory.mktemp("extract")
-    det, act = tiny_models(tmp)
     inputs = make_videos(tmp / "videos")
-    argv = [*inputs, "--out", str(tmp / "out"), "--detector_weights", str(det), "--action_weights", str(act),
-            "--batch_size", "3", "--no_progress", "--npy"]
-    return tmp, argv
+    extract, train, test = smoke_commands()
+    assert extract[0] == "my_videos/"
+    extract = [*inputs, *extract[1:], "--batch_size", "3", "--npy"]  # + the .npy, and odd action batches
+    configs = [str(ROOT / a) if a.startswith("configs/") else a for a in train], \
+        [str(ROOT / a) if a.startswith("configs/") else a for a in test]
+    return tmp, extract, configs
 
 
 def run_extract(argv, capsys):
@@ -79,11 +83,16 @@ def run_extract(argv, capsys):
     return status, out.out + out.err
 
 
-def test_extract_then_rerun_then_train_and_test(extracted, capsys, vocab_file):
-    tmp, argv = extracted
+def test_readme_smoke_commands_extract_then_rerun_then_train_and_test(extracted, capsys, vocab_file, monkeypatch):
+    tmp, argv, (train_argv, test_argv) = extracted
+    monkeypatch.chdir(tmp)
+    (tmp / "data" / "howto100m").mkdir(parents=True)
+    os.symlink(vocab_file, tmp / "data" / "howto100m" / "vocab.txt")
     status, log = run_extract(argv, capsys)
     assert status == 0, log
-    out = tmp / "out"
+    out = tmp / "data" / "smoke"
+    assert log.count("SMOKE RUN: tiny random-init extractors, features are meaningless") == 2  # start and end
+    assert json.loads((out / "extraction.json").read_text())["models"] == {"smoke": SMOKE_LABEL}
 
     # every unusable input is a logged skip naming the file and the problem
     for expected in ("notvideo.mp4: not a readable video", "empty.mp4: empty file (0 bytes)",
@@ -92,8 +101,9 @@ def test_extract_then_rerun_then_train_and_test(extracted, capsys, vocab_file):
         assert expected in log, expected
     assert "3 video(s) extracted (4 clips" in log and "4 skipped as unusable" in log
 
-    # the store: the four captioned clips, checked by the store's own verify pass
-    assert verify_store(out / "store")["clips"] == 4
+    # the store: the four captioned clips, checked by the store's own verify pass, marked finished
+    report = verify_store(out / "store")
+    assert report["clips"] == 4 and report["complete"] is True
     store = PretrainStore(out / "store")
     clips = {c.clip_id: c for c in (store.get(i) for i in range(len(store)))}
     store.close()
@@ -129,40 +139,48 @@ def test_extract_then_rerun_then_train_and_test(extracted, capsys, vocab_file):
     assert status == 0 and "0 video(s) extracted (0 clips" in log and "7 already finished" in log
     assert verify_store(out / "store")["clips"] == 4
 
-    # main.py: two training steps on the store, then --test on the LMDB with the trained weights
-    train_cfg, test_cfg = write_configs(tmp, out, vocab_file)
-    # Two steps, both finite: with seed 1 a sample's actions are all masked (zero), which gave
-    # non-finite gradients at step 1 before the backbone's LayerNorm stopped them (issue 10).
-    assert main.main(["-c", str(train_cfg), "--seed", "1"]) == 0
+    # main.py, the README's commands: two training steps on the store (4 clips, batches of 2),
+    # then --test on the LMDB with the trained weights
+    assert main.main(train_argv) == 0
     log = capsys.readouterr().out
     assert "step:1 " in log and "step:2 " in log and "END epoch:1" in log, log
     assert "step skipped" not in log, log
-    weights = tmp / "train" / "Tiny_epoch_00001.pdparams"
-    assert main.main(["-c", str(test_cfg), "--test", "-w", str(weights)]) == 0
+    assert main.main(test_argv) == 0
     log = capsys.readouterr().out
     assert "R@1" in log
-    scores = np.load(tmp / "test" / "msrvtt_scores.npy")
+    scores = np.load(tmp / "output" / "ActBert_smoke_test" / "msrvtt_scores.npy")
     assert scores.shape == (4, 4) and np.isfinite(scores).all()  # four queries x four extracted clips
 
 
-def write_configs(tmp, out, vocab):
-    """actbert_demo / actbert_msrvtt_demo with the extractors' sizes, on the extracted files."""
-    backbone = {"vocab_size": 30522, "v_feature_size": FEATURE_DIM, "a_feature_size": FEATURE_DIM,
-                "v_target_size": 1601, "a_target_size": 700, "max_position_embeddings": 40}
-    train = yaml.safe_load((ROOT / "configs/multimodal/actbert/actbert_demo.yaml").read_text())
-    train["MODEL"]["backbone"].update(backbone)
-    store = {"format": "ActBertDataset", "file_path": str(out / "store"), "vocab_file": str(vocab)}
-    train["DATASET"] = {"batch_size": 2, "num_workers": 0, "train": store}
-    train["PIPELINE"] = {"train": {"transform": [
-        {"FeaturePadding": {"max_region_num": 36, "max_action_num": 5}}, {"RandomCap": None}, {"Tokenize": None},
-        {"RandomMask": {"max_seq_length": 16, "max_action_length": 5, "max_region_length": 36}}]}}
-    train.update(model_name="Tiny", epochs=1, save_interval=1, log_interval=1, output_dir=str(tmp / "train"))
-    test = yaml.safe_load((ROOT / "configs/multimodal/actbert/actbert_msrvtt_demo.yaml").read_text())
-    test["MODEL"]["backbone"].update(backbone)
-    test["DATASET"]["test"].update(file_path=str(out / "msrvtt_queries.csv"), features_path=str(out / "msrvtt.lmdb"),
-                                   vocab_file=str(vocab), max_region_num=37)
-    test.update(model_name="Tiny", output_dir=str(tmp / "test"))
-    paths = tmp / "train.yaml", tmp / "test.yaml"
-    for path, cfg in zip(paths, (train, test)):
-        path.write_text(yaml.safe_dump(cfg))
-    return paths
+def test_readme_own_videos_commands_chain():
+    """Each command of the own-videos section reads what the one before wrote: converted
+    weights -> extraction -> store and MSR-VTT files -> training -> its last checkpoint -> test;
+    every -o key exists (the configs are validated with the overrides)."""
+    blocks = [b for b in readme_blocks() if b and not any("--smoke" in argv for argv in b)]
+    converted = [argv[3] for b in blocks for argv in b if argv[1].startswith("tools/convert_")]
+    extract = next(argv for b in blocks for argv in b if argv[1] == "tools/extract_features.py")
+    flags = dict(zip(extract[2:], extract[3:]))
+    assert [flags["--detector_weights"], flags["--action_weights"]] == converted
+    out = flags["--out"]
+    train, test = next(b for b in blocks if b[0][1] == "main.py")
+    check_chain(train[2:], test[2:], out)
+    _, smoke_train, smoke_test = smoke_commands()
+    check_chain(smoke_train, smoke_test, "data/smoke")
+
+
+def check_chain(train_argv, test_argv, out):
+    def parse(argv):
+        args = main.parse_args(argv)
+        return args, get_config(ROOT / args.config, args.override)
+
+    train_args, train_cfg = parse(train_argv)
+    test_args, test_cfg = parse(test_argv)
+    assert train_cfg.DATASET.train.file_path == f"{out}/store"
+    assert test_cfg.DATASET.test.file_path == f"{out}/msrvtt_queries.csv"
+    assert test_cfg.DATASET.test.features_path == f"{out}/msrvtt.lmdb"
+    assert test_cfg.DATASET.test.vocab_file == train_cfg.DATASET.train.vocab_file
+    run_dir = train_cfg.get("output_dir") or f"output/{train_cfg.model_name}"
+    last = f"{run_dir}/{train_cfg.model_name}_epoch_{train_cfg.epochs:05d}.pdparams"
+    assert test_args.test and test_args.weights == last
+    sizes = {k: v for k, v in train_cfg.MODEL.backbone.items() if k != "pretrained"}  # the BERT to start from
+    assert sizes == test_cfg.MODEL.backbone

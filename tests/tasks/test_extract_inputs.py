@@ -1,10 +1,12 @@
-"""tools/extract_features.py without models: inputs, subtitles, windows, the clip's region rule."""
+"""paddlevideo/extraction without models: inputs, subtitles, windows, the clip's region rule."""
 
 import numpy as np
 import pytest
 
+from paddlevideo.extraction.frames import plan_clip
+from paddlevideo.extraction.inputs import fixed_windows, list_videos, read_subtitles
+from paddlevideo.extraction.regions import select_regions
 from paddlevideo.utils.errors import ConfigError, DataError
-from tools.extract_features import _plan, fixed_windows, list_videos, read_subtitles, select_regions
 
 
 def test_vtt_and_srt_cues(tmp_path):
@@ -55,12 +57,12 @@ def test_fixed_windows_and_action_windows():
     assert [(c.start, c.end) for c in fixed_windows(10.5, 10)] == [(0, 10)]  # a 0.5 s tail is dropped
     assert [(c.start, c.end) for c in fixed_windows(0.6, 10)] == [(0, 0.6)]  # a short video is one clip
     clip = fixed_windows(10, 10)[0]
-    plan = _plan(clip, fps=30, region_frames=3, max_actions=5)  # 300 frames -> 5 windows of 16
+    plan = plan_clip(clip, fps=30, region_frames=3, max_actions=5)  # 300 frames -> 5 windows of 16
     assert plan.region_times == pytest.approx([10 / 6, 5, 50 / 6])
     assert len(plan.window_times) == 5 and all(len(w) == 16 for w in plan.window_times)
     assert plan.window_times[0][1] - plan.window_times[0][0] == pytest.approx(1 / 30)
     assert np.mean(plan.window_times[2]) == pytest.approx(5.0, abs=1 / 30)  # centred in its fifth
-    assert len(_plan(fixed_windows(1, 10)[0], 30, 3, 5).window_times) == 1  # 30 frames -> 1 window
+    assert len(plan_clip(fixed_windows(1, 10)[0], 30, 3, 5).window_times) == 1  # 30 frames -> 1 window
 
 
 def detections(boxes, classes, scores, dim=4, first=0):
@@ -84,3 +86,29 @@ def test_clip_regions_merge_the_same_object_across_frames():
     assert len(select_regions([frame1, frame2], max_boxes=2)[0]) == 2
     empty = detections([], [], [])
     assert select_regions([empty, empty])[0].shape == (0, 4)
+
+
+def imported_modules(folder):
+    """{file: [module names it imports, relative ones with their leading dots]} of a package folder."""
+    import ast
+
+    found = {}
+    for path in sorted(folder.glob("*.py")):
+        names = []
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names.append("." * node.level + (node.module or ""))
+        found[path.name] = names
+    return found
+
+
+def test_extraction_imports_nothing_from_tools_and_extractors_nothing_from_the_loader():
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[2] / "paddlevideo"
+    for name, modules in imported_modules(package / "extraction").items():
+        assert not [m for m in modules if m.split(".")[0] in ("tools", "argparse")], (name, modules)
+    for name, modules in imported_modules(package / "modeling" / "extractors").items():
+        assert not [m for m in modules if "loader" in m], (name, modules)  # the data pipeline is a layer above

@@ -21,16 +21,16 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import paddle
 import paddle.nn as nn
 
+from paddlevideo.extraction.inputs import VideoJob
+from paddlevideo.extraction.pipeline import ExtractionSettings, Extractor
 from paddlevideo.loader.store.synthetic import write_video
 from paddlevideo.modeling.extractors.frcnn_vg import FRCNNVG, bench_detector, random_init
 from paddlevideo.modeling.extractors.resnet3d import ResNet3D
-from tools import extract_features as ef
 
 HOWTO100M_CLIPS = 136e6
 GPU_TFLOPS = 7.5  # assumed sustained fp32 rate of a V100-class GPU on convolutions (as the eval estimate)
@@ -124,11 +124,11 @@ def bench_action(batch, rounds):
 
 def bench_pipeline(folder, detector, action_model, seconds=4.0, window=4.0):
     video = write_video(folder / "pipeline.mp4", seconds=seconds, fps=30, height=360, width=640, seed=1)
-    args = SimpleNamespace(window=window, region_frames=3, max_actions=5, max_boxes=36, merge_iou=0.5,
-                           batch_size=4, detector_batch=3)
-    extractor = ef.Extractor(detector, action_model, args)
+    settings = ExtractionSettings(inputs=[str(video)], out="-", detector_weights="-", action_weights="-",
+                                  window=window, batch_size=4, detector_batch=3)
+    extractor = Extractor(detector, action_model, settings)
     start = time.perf_counter()
-    clips = extractor.video(ef.VideoJob(str(video)))
+    clips = extractor.video(VideoJob(str(video)))
     elapsed = time.perf_counter() - start
     return len(clips) / elapsed, len(clips), sum(c.n_actions for c in clips) / len(clips)
 

@@ -766,6 +766,8 @@ def load_frcnn_vg(weights_path, config_path=None):
     from ..weights import read_state_dict
 
     weights_path = os.fspath(weights_path)
+    if not os.path.isfile(weights_path):  # named before its config, which is looked up beside it
+        raise WeightsError(f"detector weights not found: {weights_path} (convert them with tools/convert_frcnn_vg.py)")
     config_path = config_path or config_path_for(weights_path)
     model = FRCNNVG.from_config(read_config(config_path))
     state = read_state_dict(weights_path)
@@ -791,7 +793,7 @@ def to_actbert_regions(detection):
     - ``image_loc`` float32 [N, 5] x1/w, y1/h, x2/w, y2/h, area/(w h) (what the model reads);
     - ``n_boxes``, ``image_h``, ``image_w``.
     """
-    from ...loader.pipelines.multimodal import normalised_locations
+    from ...utils.boxes import normalised_locations
 
     h, w = detection["image_hw"]
     prob = np.asarray(detection["cls_prob"], np.float32)
