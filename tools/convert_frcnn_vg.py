@@ -4,13 +4,16 @@ into the Paddle region extractor's weights.
     python tools/convert_frcnn_vg.py path/to/frcnn-vg-finetuned/ frcnn_vg.pdparams
     python tools/convert_frcnn_vg.py weights.npz frcnn_vg.pdparams --config config.yaml
 
-SOURCE is ``pytorch_model.bin`` (reading it needs torch), an ``.npz`` of the same tensor names,
-or a folder holding ``pytorch_model.bin`` and ``config.yaml``. The config (``--config``, default
-``config.yaml`` beside the checkpoint) gives the depth and widths; the checkpoint must fit it
-exactly. Writes OUTPUT (.pdparams) and OUTPUT's ``.yaml`` (the config in the public schema),
-which ``load_frcnn_vg(OUTPUT)`` reads. Mapping: BatchNorm ``running_mean``/``running_var`` ->
-``_mean``/``_variance``, Linear weights transposed to [in, out], ``num_batches_tracked`` dropped,
-the RPN anchor table (derived from the config) checked and dropped.
+SOURCE is ``pytorch_model.bin`` (read without torch and without running its pickle), an
+``.npz`` of the same tensor names, or a folder holding ``pytorch_model.bin`` and
+``config.yaml``. The config (``--config``, default ``config.yaml`` beside the checkpoint) gives
+the depth and widths; the checkpoint must fit it exactly. Writes OUTPUT (.pdparams) and
+OUTPUT's ``.yaml`` (the config in the public schema), which ``load_frcnn_vg(OUTPUT)`` reads;
+the config is also recorded inside OUTPUT, and loading refuses a config whose anchors, pixel
+statistics, pooler or box coding (``TRAINED_SETTINGS``: the tensors do not reveal them)
+differ from it. Mapping: BatchNorm ``running_mean``/``running_var`` -> ``_mean``/``_variance``,
+Linear weights transposed to [in, out], ``num_batches_tracked`` dropped, the RPN anchor table
+(derived from the config) checked and dropped.
 """
 
 import argparse
@@ -118,7 +121,10 @@ def write(state, cfg, output):
     import paddle
     import yaml
 
-    paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, output)
+    from paddlevideo.modeling.extractors import recorded
+
+    tensors = {k: paddle.to_tensor(v) for k, v in state.items()}
+    paddle.save(recorded.record(tensors, "frcnn_vg", cfg.to_yaml_dict()), output)
     with open(config_path_for(output), "w", encoding="utf-8") as f:
         yaml.safe_dump(cfg.to_yaml_dict(), f, sort_keys=False)
 
