@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from paddlevideo.utils.conversion import check_finite, check_outputs  # noqa: E402
 from paddlevideo.utils.errors import ActBertError, WeightsError  # noqa: E402
 
 CHECKPOINT_NAMES = ("model.safetensors", "pytorch_model.bin")
@@ -131,7 +132,10 @@ def new_lm_head(state, seed=0):
 def save(state, path):
     import paddle
 
-    paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, path)
+    from paddlevideo.utils.conversion import write_atomically
+
+    tensors = {k: paddle.to_tensor(v) for k, v in state.items()}
+    write_atomically(path, lambda tmp: paddle.save(tensors, tmp))
 
 
 def main(argv=None):
@@ -144,7 +148,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         checkpoint = find_checkpoint(args.source)
-        state, mapped, skipped = convert(read_checkpoint(checkpoint))
+        check_outputs([args.output], [checkpoint])
+        state, mapped, skipped = convert(check_finite(read_checkpoint(checkpoint), checkpoint))
         fresh = {}
         if args.new_lm_head and "cls.predictions.decoder_bias" not in state:
             fresh = new_lm_head(state, args.seed)

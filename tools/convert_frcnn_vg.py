@@ -34,6 +34,7 @@ from paddlevideo.modeling.extractors.frcnn_vg import (  # noqa: E402
     expected_state,
     read_config,
 )
+from paddlevideo.utils.conversion import check_outputs  # noqa: E402
 from paddlevideo.utils.errors import ActBertError, WeightsError  # noqa: E402
 from tools.bert_to_actbert import read_checkpoint  # noqa: E402
 
@@ -62,14 +63,11 @@ def find_inputs(source, config=None):
 
 
 def read_tensors(path):
-    """{torch name: np.ndarray} from a .bin (torch) / .safetensors / .npz file."""
-    if path.endswith(".npz"):
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        except (OSError, ValueError) as exc:
-            raise WeightsError(f"{path} is not a readable .npz ({exc})") from None
-    return read_checkpoint(path)
+    """{torch name: np.ndarray} from a .bin (PyTorch, read without torch) / .safetensors / .npz
+    file; every floating-point tensor checked finite."""
+    from paddlevideo.utils.conversion import check_finite, read_npz
+
+    return check_finite(read_npz(path) if path.endswith(".npz") else read_checkpoint(path), path)
 
 
 def _blocks(state, stage):
@@ -117,16 +115,20 @@ def convert(state, cfg: FRCNNVGConfig, source="checkpoint"):
 
 
 def write(state, cfg, output):
-    """OUTPUT.pdparams and OUTPUT.yaml."""
+    """OUTPUT.pdparams and OUTPUT.yaml, each written atomically."""
     import paddle
     import yaml
 
     from paddlevideo.modeling.extractors import recorded
+    from paddlevideo.utils.conversion import write_atomically
 
-    tensors = {k: paddle.to_tensor(v) for k, v in state.items()}
-    paddle.save(recorded.record(tensors, "frcnn_vg", cfg.to_yaml_dict()), output)
-    with open(config_path_for(output), "w", encoding="utf-8") as f:
-        yaml.safe_dump(cfg.to_yaml_dict(), f, sort_keys=False)
+    def write_yaml(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            yaml.safe_dump(cfg.to_yaml_dict(), f, sort_keys=False)
+
+    tensors = recorded.record({k: paddle.to_tensor(v) for k, v in state.items()}, "frcnn_vg", cfg.to_yaml_dict())
+    write_atomically(output, lambda tmp: paddle.save(tensors, tmp))
+    write_atomically(config_path_for(output), write_yaml)
 
 
 def main(argv=None):
@@ -137,6 +139,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         checkpoint, config = find_inputs(args.source, args.config)
+        check_outputs([args.output, config_path_for(args.output)], [checkpoint, config])
         cfg = read_config(config)
         state = convert(read_tensors(checkpoint), cfg, checkpoint)
         write(state, cfg, args.output)

@@ -32,19 +32,15 @@ RENAMES = ((".running_mean", "._mean"), (".running_var", "._variance"))
 
 
 def read_torch_state(path):
-    """{torch name: np.ndarray} of a ``.pth``/``.pt`` (read without torch) or ``.npz``."""
+    """{torch name: np.ndarray} of a ``.pth``/``.pt`` (read without torch) or ``.npz``; every
+    floating-point tensor checked finite."""
+    from paddlevideo.utils.conversion import check_finite, read_npz
     from paddlevideo.utils.torch_file import torch_state_dict
 
     path = str(path)
     if not os.path.isfile(path):
         raise WeightsError(f"checkpoint not found: {path}")
-    if path.endswith(".npz"):
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError) as exc:
-            raise WeightsError(f"{path} is not a readable .npz ({exc})") from None
-    return torch_state_dict(path)
+    return check_finite(read_npz(path) if path.endswith(".npz") else torch_state_dict(path), path)
 
 
 def to_paddle(state):
@@ -72,8 +68,10 @@ def convert(source, output, **config):
     from paddlevideo.modeling.extractors import recorded
     from paddlevideo.modeling.extractors.resnet3d import ResNet3D, resnet3d_config
     from paddlevideo.modeling.weights import _assign, match_state
+    from paddlevideo.utils.conversion import check_outputs, write_atomically
     from paddlevideo.utils.errors import ConfigError
 
+    check_outputs([output], [source])
     state = to_paddle(read_torch_state(source))
     model = ResNet3D(**config)
     what = (f"{source} (for a 3D ResNet-{model.depth}, widen {config.get('widen_factor', 1.0):g}, "
@@ -94,7 +92,8 @@ def convert(source, output, **config):
                            f"'{key}' file {list(state[key].shape)} vs model none{hint}")
     _assign(model, arrays)
     unrevealed = {k: config[k] for k in recorded.RESNET3D_SETTINGS if k in config}
-    paddle.save(recorded.record(dict(model.state_dict()), "resnet3d", unrevealed), str(output))
+    state = recorded.record(dict(model.state_dict()), "resnet3d", unrevealed)
+    write_atomically(output, lambda tmp: paddle.save(state, tmp))
     return model
 
 

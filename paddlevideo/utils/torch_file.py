@@ -32,6 +32,7 @@ from .errors import WeightsError
 from .safe_pickle import SafeUnpickler, run_unpickler, safe_load
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+ZIP_MAGIC = b"PK\x03\x04"
 # Storage class -> NumPy dtype of its elements ("bfloat16": uint16 bits, widened to float32).
 STORAGE_DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16, "BFloat16Storage": "bfloat16",
@@ -178,8 +179,10 @@ def read_torch_file(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise WeightsError(f"checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        zipped = f.read(4) == ZIP_MAGIC  # (is_zipfile looks for the directory at the end: not in a cut file)
     try:
-        obj, buffers = _read_zip(path) if zipfile.is_zipfile(path) else _read_legacy(path)
+        obj, buffers = _read_zip(path) if zipped else _read_legacy(path)
     except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError) as exc:
         if isinstance(exc, WeightsError):
             raise
