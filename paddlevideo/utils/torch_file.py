@@ -52,7 +52,7 @@ class _TensorRef:
     """A tensor of a storage not yet read: (storage key, offset, size, stride) in elements."""
 
     def __init__(self, storage, offset, size, stride, *_):
-        self.storage, self.offset, self.size, self.stride = storage, int(offset), tuple(size), tuple(stride)
+        self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
 
 
 def _rebuild_parameter(data, *_):
@@ -90,7 +90,9 @@ class _TorchUnpickler(SafeUnpickler):
 def _array(ref, buffers, path):
     """The NumPy array of a tensor reference, checked to lie inside its storage."""
     data = buffers[ref.storage]
-    if len(ref.size) != len(ref.stride) or ref.offset < 0 or min(ref.stride, default=0) < 0:
+    ints = all(isinstance(n, int) for n in (ref.offset, *ref.size, *ref.stride))
+    if not ints or len(ref.size) != len(ref.stride) or ref.offset < 0 or min(ref.stride, default=0) < 0 \
+            or min(ref.size, default=0) < 0:
         raise WeightsError(f"{path}: a tensor of storage {ref.storage} has a malformed layout")
     if 0 in ref.size:
         return np.zeros(ref.size, dtype=data.dtype)
@@ -107,6 +109,8 @@ def _decode(raw, dtype, numel, key, path, big_endian=False):
     """Storage bytes -> a 1-D array of ``numel`` elements."""
     base = np.uint16 if dtype == "bfloat16" else np.dtype(dtype)
     itemsize = np.dtype(base).itemsize
+    if numel < 0:
+        raise WeightsError(f"{path}: storage {key} claims {numel} elements (corrupt file)")
     if len(raw) < numel * itemsize:
         raise WeightsError(f"{path}: storage {key} holds {len(raw)} bytes, expected {numel * itemsize} "
                            "(truncated file)")
@@ -168,7 +172,7 @@ def _read_legacy(path):
                 raise WeightsError(f"{path}: storage {key} is missing (truncated file)")
             numel = struct.unpack("<q", count)[0]
             itemsize = 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
-            buffers[str(key)] = _decode(f.read(numel * itemsize), dtype, numel, key, path, big_endian)
+            buffers[str(key)] = _decode(f.read(max(numel, 0) * itemsize), dtype, numel, key, path, big_endian)
     return obj, buffers
 
 
@@ -183,11 +187,12 @@ def read_torch_file(path):
         zipped = f.read(4) == ZIP_MAGIC  # (is_zipfile looks for the directory at the end: not in a cut file)
     try:
         obj, buffers = _read_zip(path) if zipped else _read_legacy(path)
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError) as exc:
+        return _resolve(obj, buffers, path)
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError, TypeError) as exc:
         if isinstance(exc, WeightsError):
             raise
+        # TypeError/KeyError: tensor references a crafted pickle built from other values
         raise WeightsError(f"{path}: truncated or corrupt PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
-    return _resolve(obj, buffers, path)
 
 
 def torch_state_dict(path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from torch_writer import save_legacy, save_zip
+from torch_writer import rebuild_call_pickle, save_legacy, save_zip
 
 from paddlevideo.loader.store.npy_source import load_npy_items
 from paddlevideo.loader.store.synthetic import random_clip, write_npy
@@ -89,6 +89,13 @@ def test_a_tensor_reaching_past_its_storage_is_refused(tmp_path):
             archive.writestr(name, data)
     with pytest.raises(WeightsError, match="storage 0 holds 8 bytes, expected 16"):
         read_torch_file(path)
+
+
+@pytest.mark.parametrize("args", [([1], 0, (2,), (1,)), ("0", 0, (2,), (1,)), ("0", 0, ("2",), (1,))])
+def test_tensor_references_built_from_other_values_are_refused(args, tmp_path):
+    save_zip({}, tmp_path / "x.pth", data_pkl=rebuild_call_pickle(*args))
+    with pytest.raises(WeightsError, match="x.pth: (truncated or corrupt|a tensor of storage)"):
+        read_torch_file(tmp_path / "x.pth")
 
 
 def test_foreign_files_are_one_line_errors(tmp_path):

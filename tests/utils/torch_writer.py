@@ -102,3 +102,16 @@ def save_legacy(obj, path):
             f.write(struct.pack("<q", storage.array.size))
             f.write(storage.array.astype(storage.array.dtype.newbyteorder("<")).tobytes())
     return path
+
+
+def rebuild_call_pickle(*args):
+    """A pickle of one ``torch._utils._rebuild_tensor_v2(*args)`` call, whatever ``args`` are."""
+    torch, buffer = _stand_in_torch(), io.BytesIO()
+
+    class Call:
+        def __reduce__(self):
+            return torch._utils._rebuild_tensor_v2, args
+
+    with mock.patch.dict(sys.modules, {"torch": torch, "torch._utils": torch._utils}):
+        pickle.Pickler(buffer, protocol=2).dump({"w": Call()})
+    return buffer.getvalue()
