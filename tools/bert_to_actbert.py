@@ -2,8 +2,8 @@
 
     python tools/bert_to_actbert.py SOURCE OUTPUT.pdparams
 
-SOURCE is ``model.safetensors`` or ``pytorch_model.bin`` (the latter needs torch), or a folder
-holding one. Keys may carry the ``bert.`` prefix (``BertForPreTraining`` checkpoints) or not
+SOURCE is ``model.safetensors`` or ``pytorch_model.bin`` (read without torch and without running
+its pickle), or a folder holding one. Keys may carry the ``bert.`` prefix (``BertForPreTraining`` checkpoints) or not
 (``BertModel``). The output holds the text stream (``bert.embeddings.*``,
 ``bert.encoder.layer.*``) and, when the checkpoint has one, the masked-LM head
 (``cls.predictions.*``), with Linear weights transposed to Paddle's [in, out] layout. Point
@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from paddlevideo.utils.conversion import check_finite, check_outputs  # noqa: E402
 from paddlevideo.utils.errors import ActBertError, WeightsError  # noqa: E402
 
 CHECKPOINT_NAMES = ("model.safetensors", "pytorch_model.bin")
@@ -73,19 +74,10 @@ def read_checkpoint(path):
 
 
 def _read_torch(path):
-    try:
-        import torch
-    except ImportError:
-        raise WeightsError(
-            f"reading {path} needs PyTorch, which is not installed: install torch, or convert from "
-            "model.safetensors instead"
-        ) from None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types on foreign files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"{path} is not a PyTorch state dict ({first})") from None
-    return {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
+    from paddlevideo.utils.torch_file import torch_state_dict
+
+    state = torch_state_dict(path)
+    return {k: v.astype(np.float32) if np.issubdtype(v.dtype, np.floating) else v for k, v in state.items()}
 
 
 def _canonical(name):
@@ -140,7 +132,10 @@ def new_lm_head(state, seed=0):
 def save(state, path):
     import paddle
 
-    paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, path)
+    from paddlevideo.utils.conversion import write_atomically
+
+    tensors = {k: paddle.to_tensor(v) for k, v in state.items()}
+    write_atomically(path, lambda tmp: paddle.save(tensors, tmp))
 
 
 def main(argv=None):
@@ -153,7 +148,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         checkpoint = find_checkpoint(args.source)
-        state, mapped, skipped = convert(read_checkpoint(checkpoint))
+        check_outputs([args.output], [checkpoint])
+        state, mapped, skipped = convert(check_finite(read_checkpoint(checkpoint), checkpoint))
         fresh = {}
         if args.new_lm_head and "cls.predictions.decoder_bias" not in state:
             fresh = new_lm_head(state, args.seed)

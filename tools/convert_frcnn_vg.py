@@ -4,13 +4,16 @@ into the Paddle region extractor's weights.
     python tools/convert_frcnn_vg.py path/to/frcnn-vg-finetuned/ frcnn_vg.pdparams
     python tools/convert_frcnn_vg.py weights.npz frcnn_vg.pdparams --config config.yaml
 
-SOURCE is ``pytorch_model.bin`` (reading it needs torch), an ``.npz`` of the same tensor names,
-or a folder holding ``pytorch_model.bin`` and ``config.yaml``. The config (``--config``, default
-``config.yaml`` beside the checkpoint) gives the depth and widths; the checkpoint must fit it
-exactly. Writes OUTPUT (.pdparams) and OUTPUT's ``.yaml`` (the config in the public schema),
-which ``load_frcnn_vg(OUTPUT)`` reads. Mapping: BatchNorm ``running_mean``/``running_var`` ->
-``_mean``/``_variance``, Linear weights transposed to [in, out], ``num_batches_tracked`` dropped,
-the RPN anchor table (derived from the config) checked and dropped.
+SOURCE is ``pytorch_model.bin`` (read without torch and without running its pickle), an
+``.npz`` of the same tensor names, or a folder holding ``pytorch_model.bin`` and
+``config.yaml``. The config (``--config``, default ``config.yaml`` beside the checkpoint) gives
+the depth and widths; the checkpoint must fit it exactly. Writes OUTPUT (.pdparams) and
+OUTPUT's ``.yaml`` (the config in the public schema), which ``load_frcnn_vg(OUTPUT)`` reads;
+the config is also recorded inside OUTPUT, and loading refuses a config whose anchors, pixel
+statistics, pooler or box coding (``TRAINED_SETTINGS``: the tensors do not reveal them)
+differ from it. Mapping: BatchNorm ``running_mean``/``running_var`` -> ``_mean``/``_variance``,
+Linear weights transposed to [in, out], ``num_batches_tracked`` dropped, the RPN anchor table
+(derived from the config) checked and dropped.
 """
 
 import argparse
@@ -31,6 +34,7 @@ from paddlevideo.modeling.extractors.frcnn_vg import (  # noqa: E402
     expected_state,
     read_config,
 )
+from paddlevideo.utils.conversion import check_outputs  # noqa: E402
 from paddlevideo.utils.errors import ActBertError, WeightsError  # noqa: E402
 from tools.bert_to_actbert import read_checkpoint  # noqa: E402
 
@@ -59,14 +63,11 @@ def find_inputs(source, config=None):
 
 
 def read_tensors(path):
-    """{torch name: np.ndarray} from a .bin (torch) / .safetensors / .npz file."""
-    if path.endswith(".npz"):
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        except (OSError, ValueError) as exc:
-            raise WeightsError(f"{path} is not a readable .npz ({exc})") from None
-    return read_checkpoint(path)
+    """{torch name: np.ndarray} from a .bin (PyTorch, read without torch) / .safetensors / .npz
+    file; every floating-point tensor checked finite."""
+    from paddlevideo.utils.conversion import check_finite, read_npz
+
+    return check_finite(read_npz(path) if path.endswith(".npz") else read_checkpoint(path), path)
 
 
 def _blocks(state, stage):
@@ -114,13 +115,20 @@ def convert(state, cfg: FRCNNVGConfig, source="checkpoint"):
 
 
 def write(state, cfg, output):
-    """OUTPUT.pdparams and OUTPUT.yaml."""
+    """OUTPUT.pdparams and OUTPUT.yaml, each written atomically."""
     import paddle
     import yaml
 
-    paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, output)
-    with open(config_path_for(output), "w", encoding="utf-8") as f:
-        yaml.safe_dump(cfg.to_yaml_dict(), f, sort_keys=False)
+    from paddlevideo.modeling.extractors import recorded
+    from paddlevideo.utils.conversion import write_atomically
+
+    def write_yaml(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            yaml.safe_dump(cfg.to_yaml_dict(), f, sort_keys=False)
+
+    tensors = recorded.record({k: paddle.to_tensor(v) for k, v in state.items()}, "frcnn_vg", cfg.to_yaml_dict())
+    write_atomically(output, lambda tmp: paddle.save(tensors, tmp))
+    write_atomically(config_path_for(output), write_yaml)
 
 
 def main(argv=None):
@@ -131,6 +139,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         checkpoint, config = find_inputs(args.source, args.config)
+        check_outputs([args.output, config_path_for(args.output)], [checkpoint, config])
         cfg = read_config(config)
         state = convert(read_tensors(checkpoint), cfg, checkpoint)
         write(state, cfg, args.output)

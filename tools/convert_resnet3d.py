@@ -4,11 +4,14 @@
     python tools/convert_resnet3d.py r3d18_K_200ep.pth r3d18_K700.pdparams --depth 18
 
 SOURCE is the repository's ``.pth`` (a dict holding ``state_dict``, or a bare state dict;
-``module.`` prefixes of DataParallel runs are dropped; reading it needs torch) or an
-``.npz`` of the same torch names (no torch needed). The model it must fit is given by
-``--depth`` (50), ``--n_classes`` (700), ``--widen_factor`` (1.0), ``--conv1_t_size`` (7),
-``--shortcut_type`` (B): the defaults are Kinetics-700's ``r3d50_K_200ep.pth``. A checkpoint
-of another depth, width or model is refused with one line naming a key and both shapes.
+``module.`` prefixes of DataParallel runs are dropped; read without torch and without running
+its pickle, ``paddlevideo.utils.torch_file``) or an ``.npz`` of the same torch names. The model
+it must fit is given by ``--depth`` (50), ``--n_classes`` (700), ``--widen_factor`` (1.0),
+``--conv1_t_size`` (7), ``--conv1_t_stride`` (1), ``--no_max_pool``, ``--shortcut_type`` (B):
+the defaults are Kinetics-700's ``r3d50_K_200ep.pth``. A checkpoint of another depth, width or
+model is refused with one line naming a key and both shapes. These settings are recorded in
+OUTPUT (``conv1_t_stride`` and ``no_max_pool`` leave no trace in the weights), so that loading
+it uses them and refuses a config that contradicts them.
 
 Renaming: BatchNorm ``running_mean``/``running_var`` -> ``_mean``/``_variance``,
 ``num_batches_tracked`` dropped, ``fc.weight`` transposed to Paddle's [in, out]; every
@@ -29,30 +32,15 @@ RENAMES = ((".running_mean", "._mean"), (".running_var", "._variance"))
 
 
 def read_torch_state(path):
-    """{torch name: np.ndarray} of a ``.pth``/``.pt`` (torch imported here only) or ``.npz``."""
+    """{torch name: np.ndarray} of a ``.pth``/``.pt`` (read without torch) or ``.npz``; every
+    floating-point tensor checked finite."""
+    from paddlevideo.utils.conversion import check_finite, read_npz
+    from paddlevideo.utils.torch_file import torch_state_dict
+
     path = str(path)
     if not os.path.isfile(path):
         raise WeightsError(f"checkpoint not found: {path}")
-    if path.endswith(".npz"):
-        try:
-            with np.load(path) as data:
-                return {k: data[k] for k in data.files}
-        except (OSError, ValueError) as exc:
-            raise WeightsError(f"{path} is not a readable .npz ({exc})") from None
-    try:
-        import torch
-    except ImportError:
-        raise WeightsError(f"reading {path} needs PyTorch (pip install torch), or give an .npz of its "
-                           "state dict") from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types on foreign files
-        raise WeightsError(f"{path} is not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(hasattr(v, "numpy") for v in obj.values()):
-        raise WeightsError(f"{path}: expected a state dict or a checkpoint dict with 'state_dict'")
-    return {k: v.detach().cpu().numpy() for k, v in obj.items()}
+    return check_finite(read_npz(path) if path.endswith(".npz") else torch_state_dict(path), path)
 
 
 def to_paddle(state):
@@ -77,10 +65,13 @@ def convert(source, output, **config):
     """Read ``source``, check it against ResNet3D(**config), write ``output``; returns the model."""
     import paddle
 
+    from paddlevideo.modeling.extractors import recorded
     from paddlevideo.modeling.extractors.resnet3d import ResNet3D, resnet3d_config
     from paddlevideo.modeling.weights import _assign, match_state
+    from paddlevideo.utils.conversion import check_outputs, write_atomically
     from paddlevideo.utils.errors import ConfigError
 
+    check_outputs([output], [source])
     state = to_paddle(read_torch_state(source))
     model = ResNet3D(**config)
     what = (f"{source} (for a 3D ResNet-{model.depth}, widen {config.get('widen_factor', 1.0):g}, "
@@ -100,7 +91,9 @@ def convert(source, output, **config):
         raise WeightsError(f"{what} does not fit the model: {len(report.unexpected)} unexpected key(s), first "
                            f"'{key}' file {list(state[key].shape)} vs model none{hint}")
     _assign(model, arrays)
-    paddle.save(model.state_dict(), str(output))
+    unrevealed = {k: config[k] for k in recorded.RESNET3D_SETTINGS if k in config}
+    state = recorded.record(dict(model.state_dict()), "resnet3d", unrevealed)
+    write_atomically(output, lambda tmp: paddle.save(state, tmp))
     return model
 
 
@@ -113,10 +106,11 @@ def main(argv=None):
     p.add_argument("--widen_factor", type=float, default=1.0)
     p.add_argument("--conv1_t_size", type=int, default=7)
     p.add_argument("--conv1_t_stride", type=int, default=1)
+    p.add_argument("--no_max_pool", action="store_true", help="the model has no max-pool after conv1")
     p.add_argument("--shortcut_type", default="B", choices=("A", "B"))
     args = p.parse_args(argv)
     config = {k: getattr(args, k) for k in ("depth", "n_classes", "widen_factor", "conv1_t_size", "conv1_t_stride",
-                                            "shortcut_type")}
+                                            "no_max_pool", "shortcut_type")}
     try:
         model = convert(args.source, args.output, **config)
     except ActBertError as exc:

@@ -20,9 +20,17 @@ to 1.0 (which would create ties in float32).
 Batching: ``DATASET.test_batch_size`` captions (PaddleVideo: 1) are encoded together
 and each is scored against every video, in passes of at most ``pair_batch_size``
 (caption, video) pairs (``DATASET.test_pair_batch_size``, default 256).
+
+Identical inputs, identical scores: a pair's float32 score depends on the pass it runs
+in (kernel blocking and the padding cut change with the pass's shape, by ~1e-7), and
+ties count against the model, so two identical (caption, video) pairs scored in
+different passes would have their tie decided by float noise. Captions and videos are
+therefore told apart by content (``record_digest``: the bytes of their input arrays),
+each distinct pair is scored once, and duplicates get a copy of its score.
 """
 
 import contextlib
+import hashlib
 
 import numpy as np
 import paddle
@@ -39,6 +47,29 @@ VIDEO_KEYS = ("image_feat", "image_loc", "image_mask", "action_feat", "action_ma
 def _stack(records, keys):
     """Stack per-sample numpy dicts into a dict of tensors [B, ...] in ``keys`` order."""
     return {k: paddle.to_tensor(np.stack([r[k] for r in records])) for k in keys}
+
+
+def record_digest(record, keys):
+    """A 128-bit digest of the arrays ``record[k]`` for ``keys`` (dtype, shape and bytes):
+    equal digests mean identical model inputs."""
+    digest = hashlib.blake2b(digest_size=16)
+    for key in keys:
+        array = np.ascontiguousarray(record[key])
+        digest.update(f"{key}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.data)
+    return digest.digest()
+
+
+def distinct(digests):
+    """(first position int64 [U], inverse int64 [N]) of a sequence of N digests, in
+    first-seen order: item n is a copy of item ``first[inverse[n]]``."""
+    ids, first, inverse = {}, [], []
+    for n, key in enumerate(digests):
+        if key not in ids:
+            ids[key] = len(first)
+            first.append(n)
+        inverse.append(ids[key])
+    return np.asarray(first, dtype=np.int64), np.asarray(inverse, dtype=np.int64)
 
 
 def split_queries(num_queries, world_size, rank):
@@ -88,13 +119,27 @@ def _progress(total, enabled):
     return tqdm(total=total, unit="pair", unit_scale=True, desc="scoring", disable=not enabled, dynamic_ncols=True)
 
 
-def _encode_videos(backbone, dataset, chunk):
-    """Video embeddings of all V videos in chunks of ``chunk``: list of (VideoInputs, n)."""
-    out = []
-    for start in range(0, dataset.num_videos, chunk):
-        records = [dataset.video(j) for j in range(start, min(start + chunk, dataset.num_videos))]
-        out.append((backbone.encode_video(**_stack(records, VIDEO_KEYS)), len(records)))
-    return out
+def encode_distinct_videos(encode, dataset, chunk, bar=None):
+    """Encodings of the W distinct videos (by content) of ``dataset`` in chunks of ``chunk``.
+
+    encode: stacked ``VIDEO_KEYS`` tensors [n, ...] -> an encoding of n videos. Returns (list
+    of (encoding, n), inverse int64 [V]: the distinct video of each video). Videos are read
+    once, in order; only one chunk's records are held at a time; ``bar`` counts videos read.
+    """
+    ids, inverse, out, pending = {}, np.zeros(dataset.num_videos, dtype=np.int64), [], []
+    for j in range(dataset.num_videos):
+        record = dataset.video(j)
+        key = record_digest(record, VIDEO_KEYS)
+        if key not in ids:
+            ids[key] = len(ids)
+            pending.append(record)
+        inverse[j] = ids[key]
+        if pending and (len(pending) == chunk or j == dataset.num_videos - 1):
+            out.append((encode(**_stack(pending, VIDEO_KEYS)), len(pending)))
+            pending = []
+        if bar is not None:
+            bar.update(1)
+    return out, inverse
 
 
 def _score_caption_block(backbone, prefix, num_captions, videos, per_pass, bar):
@@ -134,34 +179,39 @@ def score_matrix(
     ``match_logits``). dataset: ``.num_queries`` Q, ``.num_videos`` V, ``.query(i)``
     -> text arrays [T], ``.video(j)`` -> video arrays. ``text_batch_size`` captions are
     encoded at once; ``pair_batch_size`` bounds the pairs per matching pass.
-    Under ``paddle.distributed.launch`` (``distributed`` None = detect) each rank scores
-    its block of captions and every rank returns the gathered matrix.
+    Only distinct captions against distinct videos are scored (by content; copies get
+    the same scores). Under ``paddle.distributed.launch`` (``distributed`` None = detect)
+    each rank scores its block of distinct captions and every rank returns the gathered matrix.
     """
     if int(pair_batch_size) < 1 or int(text_batch_size) < 1:
         raise ConfigError(f"test batch sizes must be >= 1, got pairs {pair_batch_size}, captions {text_batch_size}")
     world = dist.get_world_size() if distributed in (None, True) else 1
     rank = dist.get_rank() if world > 1 else 0
-    queries = split_queries(dataset.num_queries, world, rank)
+    captions = [dataset.query(i) for i in range(dataset.num_queries)]
+    first, caption_inverse = distinct(record_digest(c, TEXT_KEYS) for c in captions)
+    # Ranks split the distinct captions, so that a caption's copies are never scored apart.
+    queries = first[split_queries(len(first), world, rank)]
     # Videos are chunked so that one caption against one chunk fills a pass; when a
     # chunk is smaller than a pass (few videos), several captions share a pass.
     video_chunk = max(1, min(dataset.num_videos, int(pair_batch_size)))
     per_pass = max(1, int(pair_batch_size) // video_chunk)
     was_training = backbone.training
     backbone.eval()
-    rows = np.zeros((len(queries), dataset.num_videos), dtype=np.float32)
     try:
-        with paddle.no_grad(), _autocast(amp, amp_level), _progress(rows.size, progress and rank == 0) as bar:
-            videos = _encode_videos(backbone, dataset, video_chunk)
-            for start in range(0, len(queries), int(text_batch_size)):
-                block = queries[start : start + int(text_batch_size)]
-                prefix = backbone.encode_text(**_stack([dataset.query(int(i)) for i in block], TEXT_KEYS))
-                rows[start : start + len(block)] = _score_caption_block(
-                    backbone, prefix, len(block), videos, per_pass, bar
-                )
+        with paddle.no_grad(), _autocast(amp, amp_level):
+            videos, video_inverse = encode_distinct_videos(backbone.encode_video, dataset, video_chunk)
+            rows = np.zeros((len(queries), sum(n for _, n in videos)), dtype=np.float32)
+            with _progress(rows.size, progress and rank == 0) as bar:
+                for start in range(0, len(queries), int(text_batch_size)):
+                    block = queries[start : start + int(text_batch_size)]
+                    prefix = backbone.encode_text(**_stack([captions[i] for i in block], TEXT_KEYS))
+                    rows[start : start + len(block)] = _score_caption_block(
+                        backbone, prefix, len(block), videos, per_pass, bar
+                    )
     finally:
         if was_training:
             backbone.train()
-    return _gather_rows(rows, dataset.num_queries, world)
+    return _gather_rows(rows, len(first), world)[caption_inverse][:, video_inverse]
 
 
 def score_pairs(backbone, dataset, pairs, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE, amp=False, amp_level="O1",
@@ -169,21 +219,27 @@ def score_pairs(backbone, dataset, pairs, pair_batch_size=DEFAULT_PAIR_BATCH_SIZ
     """Matching logit difference of listed (query i, video j) pairs: float32 [P].
 
     For sparse pair sets (multiple choice: each video against its own few captions) where
-    ``score_matrix``'s every-caption-against-every-video would waste work. Pairs are taken
-    in passes of ``pair_batch_size`` in the given order; within a pass each distinct caption
-    is encoded once (``encode_text``) and each distinct video once (``encode_video``), and
-    the pairs go through ``match_logits`` together. Keep pairs of a video next to each other.
+    ``score_matrix``'s every-caption-against-every-video would waste work. Pairs with the
+    same caption and video content are scored once (their scores are equal, whatever the
+    pass size). The distinct pairs are taken in passes of ``pair_batch_size`` in the given
+    order; within a pass each caption is encoded once (``encode_text``) and each video once
+    (``encode_video``), and the pairs go through ``match_logits`` together. Keep pairs of a
+    video next to each other.
     """
     if int(pair_batch_size) < 1:
         raise ConfigError(f"test_pair_batch_size must be >= 1, got {pair_batch_size}")
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    out = np.zeros(len(pairs), dtype=np.float32)
+    canonical = np.stack([_canonical(dataset.query, pairs[:, 0], TEXT_KEYS),
+                          _canonical(dataset.video, pairs[:, 1], VIDEO_KEYS)], axis=1)
+    first, inverse = distinct(map(tuple, canonical.tolist()))
+    unique_pairs = canonical[first]
+    out = np.zeros(len(unique_pairs), dtype=np.float32)
     was_training = backbone.training
     backbone.eval()
     try:
-        with paddle.no_grad(), _autocast(amp, amp_level), _progress(len(pairs), progress) as bar:
-            for start in range(0, len(pairs), int(pair_batch_size)):
-                chunk = pairs[start : start + int(pair_batch_size)]
+        with paddle.no_grad(), _autocast(amp, amp_level), _progress(len(unique_pairs), progress) as bar:
+            for start in range(0, len(unique_pairs), int(pair_batch_size)):
+                chunk = unique_pairs[start : start + int(pair_batch_size)]
                 queries, text_index = np.unique(chunk[:, 0], return_inverse=True)
                 videos, video_index = np.unique(chunk[:, 1], return_inverse=True)
                 prefix = backbone.encode_text(**_stack([dataset.query(int(i)) for i in queries], TEXT_KEYS))
@@ -197,7 +253,14 @@ def score_pairs(backbone, dataset, pairs, pair_batch_size=DEFAULT_PAIR_BATCH_SIZ
     finally:
         if was_training:
             backbone.train()
-    return out
+    return out[inverse]
+
+
+def _canonical(read, indices, keys):
+    """For each index [P], the first index among ``indices`` whose record has the same content."""
+    seen = np.unique(indices)
+    first, inverse = distinct(record_digest(read(int(i)), keys) for i in seen)
+    return seen[first][inverse][np.searchsorted(seen, indices)]
 
 
 def validation_metrics(backbone, dataset, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE, text_batch_size=8):

@@ -27,10 +27,18 @@ from ..modeling.export import VIDEO_FIELDS, flatten_video, video_from_fields
 from ..utils.errors import ConfigError, DataError
 from ..utils.logger import get_logger
 from ..utils.outfile import atomic_output, check_output_file
-from .retrieval import DEFAULT_PAIR_BATCH_SIZE, TEXT_KEYS, VIDEO_KEYS, _score_caption_block, _stack
+from .retrieval import (
+    DEFAULT_PAIR_BATCH_SIZE,
+    TEXT_KEYS,
+    _score_caption_block,
+    distinct,
+    encode_distinct_videos,
+    record_digest,
+)
 
 # The cache file's marker (in its __meta__ entry): a file without it is never read nor overwritten.
 CACHE_FORMAT = "actbert-search-cache"
+# 2: the marker, and copies of one video share one encoding (version 1 encoded each copy on its own).
 CACHE_VERSION = 2
 # DATASET.test keys that shape a video's input (the rest name files or the captions).
 VIDEO_SETTINGS = ("max_region_num", "max_action_num", "global_region_from_all_boxes", "action_mask_all_ones",
@@ -214,17 +222,17 @@ def collection_fingerprint(collection, model_key):
 
 
 def encode_collection(engine, collection, batch_size=64, progress=True):
-    """Every video of ``collection`` encoded: dict VIDEO_FIELDS -> NumPy arrays [V, ...]."""
+    """Every video of ``collection`` encoded: dict VIDEO_FIELDS -> NumPy arrays [V, ...].
+
+    Videos with identical inputs are encoded once and share that encoding, so that
+    ``score_queries`` sees them as copies and gives them equal scores.
+    """
     from tqdm import tqdm
 
-    parts = []
     with paddle.no_grad(), tqdm(total=collection.num_videos, unit="video", desc="encoding videos",
                                 disable=not progress, dynamic_ncols=True) as bar:
-        for start in range(0, collection.num_videos, batch_size):
-            records = [collection.video(j) for j in range(start, min(start + batch_size, collection.num_videos))]
-            parts.append(engine.encode_video_arrays(**_stack(records, VIDEO_KEYS)))
-            bar.update(len(records))
-    return {name: np.concatenate([p[name] for p in parts]) for name in VIDEO_FIELDS}
+        parts, inverse = encode_distinct_videos(engine.encode_video_arrays, collection, batch_size, bar)
+    return {name: np.concatenate([p[name] for p, _ in parts])[inverse] for name in VIDEO_FIELDS}
 
 
 def _refuse_cache(path, why):
@@ -301,15 +309,44 @@ def _rows(arrays, index):
     return {name: a[index] for name, a in arrays.items()}
 
 
+def _distinct_rows(arrays, names):
+    """``distinct`` of the rows of arrays [N, ...] (row n = the arrays' n-th entries)."""
+    count = len(arrays[names[0]])
+    return distinct(record_digest({k: arrays[k][n] for k in names}, names) for n in range(count))
+
+
 def score_queries(engine, text, videos, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE, progress=True, candidates=None,
                   text_batch_size=16):
     """Scores of every query against the encoded videos: float32 [Q, V].
 
     text: dict TEXT_KEYS -> int64 [Q, T]; videos: dict VIDEO_FIELDS -> arrays [V, ...].
     candidates: None (every video), or per query the video indices to score (int [N]);
-    the other videos get -inf. Passes hold at most ``pair_batch_size`` pairs, as in
-    ``score_matrix`` (several queries share a pass when the videos are few).
+    the other videos get -inf. Identical queries and identical video encodings are scored
+    once and share their scores (ties stay ties whatever the pass size).
     """
+    text_first, text_inverse = _distinct_rows(text, TEXT_KEYS)
+    video_first, video_inverse = _distinct_rows(videos, VIDEO_FIELDS)
+    picked = None
+    if candidates is not None:
+        # A distinct query scores the union of its copies' candidates, as distinct videos.
+        union = [set() for _ in text_first]
+        for q, cand in enumerate(candidates):
+            union[text_inverse[q]].update(video_inverse[np.asarray(cand, dtype=np.int64)].tolist())
+        picked = [np.array(sorted(u), dtype=np.int64) for u in union]
+    distinct_scores = _score_distinct(engine, _rows(text, text_first), _rows(videos, video_first), pair_batch_size,
+                                      progress, picked, text_batch_size)
+    scores = distinct_scores[text_inverse][:, video_inverse]
+    if candidates is not None:
+        keep = np.zeros(scores.shape, dtype=bool)
+        for q, cand in enumerate(candidates):
+            keep[q, np.asarray(cand, dtype=np.int64)] = True
+        scores[~keep] = -np.inf
+    return scores
+
+
+def _score_distinct(engine, text, videos, pair_batch_size, progress, candidates, text_batch_size):
+    """``score_queries`` of distinct queries and videos. Passes hold at most ``pair_batch_size``
+    pairs, as in ``score_matrix`` (several queries share a pass when the videos are few)."""
     from tqdm import tqdm
 
     num_queries, num_videos = len(text["text_ids"]), len(videos["region"])
@@ -336,6 +373,8 @@ def score_queries(engine, text, videos, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE,
                 picked = np.asarray(candidates[start], dtype=np.int64)
                 scores[start, picked] = _score_caption_block(engine, prefix, 1, chunks(picked), 1, bar)[0]
     return scores
+
+
 
 
 def ranked(scores, video_ids, top):

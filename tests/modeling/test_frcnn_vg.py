@@ -11,6 +11,7 @@ import yaml
 from paddlevideo.loader.pipelines.multimodal import normalised_locations
 from paddlevideo.modeling.extractors import FRCNNVG, load_frcnn_vg, to_actbert_regions
 from paddlevideo.modeling.extractors.frcnn_vg import FRCNNVGConfig, nms, random_init, save_frcnn_vg
+from paddlevideo.modeling.extractors.recorded import SETTINGS_KEY
 from paddlevideo.utils.errors import ConfigError, DataError, WeightsError
 from tools import convert_frcnn_vg
 
@@ -255,6 +256,7 @@ def test_converter_output_is_the_state_dict_the_model_expects(converted, torch_s
     import paddle
 
     state = paddle.load(str(converted))
+    assert state.pop(SETTINGS_KEY) is not None  # the config, recorded in the file
     assert len(state) == len(torch_state) - 104 - 1  # num_batches_tracked and the anchor table dropped
     np.testing.assert_array_equal(state["roi_heads.box_predictor.cls_score.weight"].numpy(),
                                   torch_state["roi_heads.box_predictor.cls_score.weight"].T)
@@ -314,10 +316,10 @@ def test_loader_refuses_weights_of_another_config(converted, public_yaml, tmp_pa
         load_frcnn_vg(converted, tmp_path / "gn.yaml")
 
 
-def test_converter_reads_a_bin_only_with_torch(monkeypatch, public_yaml, tmp_path, capsys):
-    (tmp_path / "pytorch_model.bin").write_bytes(b"not read")
+def test_converter_reads_a_bin_without_torch(monkeypatch, public_yaml, tmp_path, capsys):
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not a checkpoint")
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(public_yaml))
-    monkeypatch.setitem(sys.modules, "torch", None)  # as in CI: torch not installed
+    monkeypatch.setitem(sys.modules, "torch", None)  # as in CI: torch not installed (nor needed)
     assert convert_frcnn_vg.main([str(tmp_path), str(tmp_path / "o.pdparams")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "pytorch_model.bin needs PyTorch, which is not installed" in err
+    assert err.count("\n") == 1 and "pytorch_model.bin: not a PyTorch checkpoint" in err

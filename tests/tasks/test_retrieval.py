@@ -108,13 +108,22 @@ def test_split_queries_covers_every_query_once(num_queries, world):
 
 
 def test_rank_block_scores_are_the_rows_of_the_full_matrix(backbone, data_and_reference, monkeypatch):
-    # Simulate rank 1 of 3 without a process group: its rows are its block of the matrix.
+    # Simulate rank 1 of 3 without a process group: its rows are its block of the matrix
+    # (the gather puts them in place and leaves the other ranks' rows NaN).
     data, reference = data_and_reference
     monkeypatch.setattr(retrieval.dist, "get_world_size", lambda: 3)
     monkeypatch.setattr(retrieval.dist, "get_rank", lambda: 1)
-    monkeypatch.setattr(retrieval, "_gather_rows", lambda rows, q, w: rows)
-    rows = score_matrix(backbone, data, pair_batch_size=8, progress=False)
-    np.testing.assert_allclose(rows, reference[split_queries(7, 3, 1)], atol=1e-4, rtol=0)
+
+    def gather_one_rank(rows, num_queries, world):
+        full = np.full((num_queries, rows.shape[1]), np.nan, dtype=np.float32)
+        full[split_queries(num_queries, world, 1)] = rows
+        return full
+
+    monkeypatch.setattr(retrieval, "_gather_rows", gather_one_rank)
+    scores = score_matrix(backbone, data, pair_batch_size=8, progress=False)
+    block = split_queries(7, 3, 1)
+    np.testing.assert_allclose(scores[block], reference[block], atol=1e-4, rtol=0)
+    assert np.isnan(np.delete(scores, block, axis=0)).all()
 
 
 # --- test_model: checks before scoring, and the whole run on an in-memory test set ---

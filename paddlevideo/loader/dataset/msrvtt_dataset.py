@@ -21,11 +21,7 @@ location ``[0, 0, 1, 1, 1]``, then the boxes in stored order; the sequence is cu
 ``max_action_num`` action features, zero-padded, with an all-ones action mask.
 """
 
-import builtins
-import codecs
 import csv
-import importlib
-import io
 import os
 import pickle
 
@@ -33,6 +29,7 @@ import lmdb
 import numpy as np
 
 from ...utils.errors import ConfigError, DataError
+from ...utils.safe_pickle import safe_loads
 from ..registry import DATASETS
 from ..store.lmdb_store import reader_env
 from ..tokenizer import first_non_utf8, load_tokenizer
@@ -44,73 +41,6 @@ BOX_TOLERANCE = 1.0
 
 
 # --------------------------------------------------------------------------- pickle
-
-
-def _numpy_attr(module_tail, name):
-    """``numpy._core.<tail>.<name>`` (NumPy 2) or ``numpy.core.<tail>.<name>`` (NumPy 1)."""
-    for prefix in ("numpy._core", "numpy.core"):
-        try:
-            return getattr(importlib.import_module(f"{prefix}.{module_tail}"), name)
-        except (ImportError, AttributeError):
-            continue
-    raise AttributeError(f"numpy has no {module_tail}.{name}")
-
-
-def _allowed_globals():
-    """(module, name) -> object for everything a feature record's pickle may name.
-
-    Pickles written under NumPy 1 name ``numpy.core.*``, under NumPy 2 ``numpy._core.*``;
-    both resolve to this NumPy's objects without touching the deprecated ``numpy.core``.
-    """
-    table = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
-    for core in ("numpy.core", "numpy._core"):
-        table[(f"{core}.multiarray", "_reconstruct")] = _numpy_attr("multiarray", "_reconstruct")
-        table[(f"{core}.multiarray", "scalar")] = _numpy_attr("multiarray", "scalar")
-        table[(f"{core}.numeric", "_frombuffer")] = _numpy_attr("numeric", "_frombuffer")
-    # Protocol-2 pickles encode bytes (an array's buffer) as _codecs.encode(str, "latin1").
-    table[("_codecs", "encode")] = codecs.encode
-    for mod in ("builtins", "__builtin__"):
-        for name in ("set", "frozenset", "bytearray", "complex"):
-            table[(mod, name)] = getattr(builtins, name)
-    return table
-
-
-_ALLOWED = _allowed_globals()
-
-
-class UnsafePickleError(pickle.UnpicklingError):
-    """A pickle named a global outside the allow-list."""
-
-
-class SafeUnpickler(pickle.Unpickler):
-    """An unpickler that can rebuild NumPy arrays, dtypes, scalars and plain values only.
-
-    Any other global (``os.system``, a user class, ...) raises ``UnsafePickleError``
-    naming it, before anything is called.
-    """
-
-    def find_class(self, module, name):
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise UnsafePickleError(f"{module}.{name}") from None
-
-    def persistent_load(self, pid):
-        raise UnsafePickleError(f"persistent id {pid!r}")
-
-
-def safe_loads(data, where):
-    """Unpickle ``data`` (bytes) with ``SafeUnpickler``; ``where`` names file and key in errors."""
-    try:
-        # latin1 lets Python 2 pickles of NumPy arrays load (their buffers are byte strings).
-        return SafeUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except UnsafePickleError as exc:
-        raise DataError(
-            f"{where}: the pickle names class '{exc}', expected only NumPy arrays and plain values; "
-            "refusing to load it (pickles can run code)"
-        ) from None
-    except Exception as exc:  # any decoding failure of untrusted bytes is a corrupt record
-        raise DataError(f"{where}: truncated or corrupt pickle value ({type(exc).__name__}: {exc})") from None
 
 
 def msrvtt_record_bytes(video_id, record, protocol=4):

@@ -6,14 +6,15 @@ The file is a NumPy object array, one item per clip, each a sequence of 11 field
 ``caption`` (captions joined by ``!``), ``action_feature [A, 2048]``,
 ``action_target [A]``, ``n_actions``.
 
-Object arrays are pickles, so loading one can run code: this reader is for the
-released file and files you made yourself. Convert anything else into the store
-(``tools/howto100m_to_lmdb.py``), which holds no pickle.
+Object arrays are pickles, which can run code: the file is read by
+``SafeUnpickler`` (``paddlevideo.utils.safe_pickle.load_npy``), which rebuilds NumPy
+arrays and plain values only and refuses a pickle that names anything else.
 """
 
 import numpy as np
 
 from ...utils.errors import DataError
+from ...utils.safe_pickle import load_npy
 from .record import Clip, validate_clip
 
 NPY_FIELDS = (
@@ -83,19 +84,10 @@ def npy_dims(item, where):
 
 
 def load_npy_items(path):
-    """The object array of clips in PaddleVideo's ``.npy`` at ``path`` (a pickle: open only files
-    you trust); DataError naming the file when it is missing, truncated, not a ``.npy`` or not a
-    non-empty 1-D array."""
-    try:
-        items = np.load(path, allow_pickle=True)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected PaddleVideo's .npy file") from None
-    except MemoryError:
-        raise
-    except Exception as exc:  # truncated pickles, foreign files: whatever NumPy and pickle raise
-        raise DataError(f"{path}: not a readable .npy file, or truncated ({type(exc).__name__}: {exc})") from None
+    """The object array of clips in PaddleVideo's ``.npy`` at ``path`` (its pickle read by the
+    restricted unpickler); DataError naming the file when it is missing, truncated, not a
+    ``.npy``, names a global other than NumPy's, or is not a non-empty 1-D array."""
+    items = load_npy(path)
     if not isinstance(items, np.ndarray) or items.ndim != 1 or not len(items):
         shape = items.shape if isinstance(items, np.ndarray) else type(items).__name__
         raise DataError(f"{path}: expected a non-empty 1-D object array of clips, got {shape}")

@@ -760,17 +760,42 @@ def config_path_for(weights_path):
     return os.path.splitext(os.fspath(weights_path))[0] + ".yaml"
 
 
+# Settings the detector was trained with that its tensors do not reveal: a config that
+# changes one of them no longer describes these weights. (Input sizes, thresholds and
+# detection counts are choices made at inference, free to change.)
+TRAINED_SETTINGS = ("pixel_mean", "pixel_std", "input_format", "caffe_maxpool", "stride_in_1x1", "anchor_sizes",
+                    "anchor_aspect_ratios", "anchor_offset", "rpn_bbox_reg_weights", "pooler_resolution", "res5halve",
+                    "bbox_reg_weights")
+
+
+def trained_settings(cfg):
+    """{setting: value} of ``TRAINED_SETTINGS`` in ``cfg`` (an FRCNNVGConfig)."""
+    return {name: getattr(cfg, name) for name in TRAINED_SETTINGS}
+
+
 def load_frcnn_vg(weights_path, config_path=None):
     """A converted ``.pdparams`` (``tools/convert_frcnn_vg.py``) and its config (default: the
-    ``.yaml`` beside it) -> FRCNNVG in eval mode. WeightsError / ConfigError on bad input."""
+    ``.yaml`` beside it, or when there is none the config recorded in the file) -> FRCNNVG in eval mode.
+    WeightsError / ConfigError on bad input, and WeightsError when the config contradicts
+    a ``TRAINED_SETTINGS`` value the converter recorded in the file."""
     from ..weights import read_state_dict
+    from . import recorded
 
     weights_path = os.fspath(weights_path)
     if not os.path.isfile(weights_path):  # named before its config, which is looked up beside it
         raise WeightsError(f"detector weights not found: {weights_path} (convert them with tools/convert_frcnn_vg.py)")
-    config_path = config_path or config_path_for(weights_path)
-    model = FRCNNVG.from_config(read_config(config_path))
     state = read_state_dict(weights_path)
+    settings = recorded.take(state, weights_path, "frcnn_vg")
+    beside = config_path is None
+    config_path = config_path or config_path_for(weights_path)
+    if settings is not None and beside and not os.path.isfile(config_path):
+        cfg = FRCNNVGConfig.from_yaml_dict(settings, f"{weights_path} (recorded config)")
+    else:
+        cfg = read_config(config_path)
+    if settings is not None:
+        recorded_cfg = FRCNNVGConfig.from_yaml_dict(settings, f"{weights_path} (recorded config)")
+        recorded.check(trained_settings(recorded_cfg), trained_settings(cfg), weights_path, config_path)
+    model = FRCNNVG.from_config(cfg)
     check_state(expected_state(model), state, weights_path)
     model.set_state_dict({k: paddle.to_tensor(v) for k, v in state.items()})
     model.eval()
@@ -902,6 +927,8 @@ def save_frcnn_vg(model, path):
     ``load_frcnn_vg(PATH)`` reads (as ``tools/convert_frcnn_vg.py`` writes them)."""
     import yaml
 
-    paddle.save(model.state_dict(), os.fspath(path))
+    from . import recorded
+
+    paddle.save(recorded.record(dict(model.state_dict()), "frcnn_vg", model.cfg.to_yaml_dict()), os.fspath(path))
     with open(config_path_for(path), "w", encoding="utf-8") as f:
         yaml.safe_dump(model.cfg.to_yaml_dict(), f, sort_keys=False)

@@ -218,16 +218,22 @@ def preprocess_frames(frames, size=112, mean=KINETICS_MEAN, std=KINETICS_STD):
 def load_resnet3d(path, **config):
     """A ``ResNet3D`` in eval mode with the weights of ``path`` (a converted ``.pdparams``).
 
-    ``config`` holds ``ResNet3D`` arguments; the ones not given are read from the file's
-    shapes (``resnet3d_config``). Raises WeightsError (one line, naming a key and both
-    shapes) when the file does not fit: another depth or width, another model, a missing
-    or unexpected key, or a missing file.
+    ``config`` holds ``ResNet3D`` arguments; the ones not given are the settings the
+    converter recorded in the file (``recorded``), else read from the file's shapes
+    (``resnet3d_config``). Raises WeightsError (one line, naming a key and both shapes or
+    values) when the file does not fit: another depth or width, another model, a missing
+    or unexpected key, a missing file, or a setting that contradicts the recorded one
+    (e.g. ``conv1_t_stride``, which no shape reveals).
     """
     from ...utils.errors import WeightsError
     from ..weights import _assign, match_state, read_state_dict
+    from . import recorded
 
     path = str(path)
     state = read_state_dict(path)
+    settings = recorded.take(state, path, "resnet3d") or {}
+    recorded.check(settings, config, path, "the action model config")
+    config = {**settings, **config}
     try:
         guessed = resnet3d_config({k: v.shape for k, v in state.items()})
     except ConfigError as exc:
