@@ -180,7 +180,11 @@ class FirstStage:
         return int(self.arrays["text.fc2.bias"].shape[0])
 
     def text_vectors(self, encoded_text):
-        return _tower_numpy(self.arrays, "text.", text_features(text_arrays(encoded_text)))
+        return self.text_vectors_from_features(text_features(text_arrays(encoded_text)))
+
+    def text_vectors_from_features(self, features):
+        """Caption features [Q, F] (``text_features``) -> float32 [Q, dim]."""
+        return _tower_numpy(self.arrays, "text.", features)
 
     def video_vectors(self, videos):
         return _tower_numpy(self.arrays, "video.", video_features(videos))

@@ -1,0 +1,271 @@
+"""Two-stage search: the distilled first stage and its index against ActBERT's exhaustive ranking.
+
+1. ``quality`` (``--weights``: a trained demo ActBERT, the teacher): trains a first stage
+   on the demo's MSR-VTT-format training split (``--train-videos`` videos, 2 captions each;
+   none of the test combinations), then on (a) the demo's 100 held-out test videos and
+   (b) a 600-video corpus of near-duplicates (each test combination drawn 6 times, one
+   caption per video): recall of the exhaustive top 10 among the first stage's top N
+   (N = 10 %, 20 %, 30 % of the collection), the first stage's own R@1, ActBERT's R@1
+   exhaustive and after reranking the top N (the reranked scores are ActBERT's scores of
+   those pairs), and the time of a two-stage query against an exhaustive one.
+2. ``scale``: a synthetic collection of ``--collection`` (100,000) first-stage vectors
+   (clustered, so that near neighbours exist): build time and size of the exact
+   (IndexFlatIP) and approximate (HNSW) index, recall of the exact top N by HNSW, and one
+   cached query at full model size (random weights): caption encoding, index search,
+   ActBERT on the N = ``--rerank-top`` candidates (their encodings cached), against a linear
+   scan of every video by ActBERT (the measured pairs/s x the collection: extrapolated).
+3. ``eval1000``: the full-size 1000 x 1000 MSR-VTT-shaped evaluation, extrapolated from
+   measured rates (labelled): exhaustive (every pair) against two-stage (first stage, then
+   N = 100 pairs per caption), both from pairs/s measured in this run at full size.
+
+Every part prints the load average it ran under (the machine is shared).
+"""
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import paddle
+
+from paddlevideo.retrieval.distill import caption_arrays, distill, encode_caption_features
+from paddlevideo.retrieval.first_stage import FirstStageSettings, recall_of_top
+from paddlevideo.retrieval.index import IndexSettings, build_index, search_index
+from paddlevideo.retrieval.two_stage import rerank
+from paddlevideo.tasks.search import DygraphEngine, encode_collection, score_queries
+
+from .infer import DEMO_CONFIG, demo_backbone, timed
+
+
+def load():
+    return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+
+
+# --------------------------------------------------------------------------- 1. quality
+
+
+def demo_corpora(tmp, train_videos):
+    """(training split, the 100 held-out videos, the 600-video near-duplicate corpus) as datasets."""
+    from paddlevideo.loader.dataset.msrvtt_dataset import MSRVTTDataset
+    from paddlevideo.loader.dataset.msrvtt_train_dataset import MSRVTTTrainDataset
+    from paddlevideo.utils.config import get_config
+    from tools.make_demo_data import make_demo_data
+
+    out = os.path.join(tmp, "demo")
+    make_demo_data(out, num_train=10, num_val=10, num_test=100, num_finetune=train_videos)
+    sizes = {k: get_config(DEMO_CONFIG).DATASET.test[k] for k in ("max_seq_length", "max_region_num",
+                                                                   "max_action_num")}
+    vocab = os.path.join(out, "vocab.txt")
+    train = MSRVTTTrainDataset(os.path.join(out, "MSRVTT_data.json"), os.path.join(out, "MSRVTT_train.9k.csv"),
+                               os.path.join(out, "msrvtt_train.lmdb"), vocab, **sizes)
+    test = MSRVTTDataset(os.path.join(out, "MSRVTT_JSFUSION_test.csv"), os.path.join(out, "msrvtt_test.lmdb"),
+                         vocab, **sizes)
+    near = os.path.join(tmp, "near")
+    write_near_duplicates(near, copies=6)
+    dup = MSRVTTDataset(os.path.join(near, "queries.csv"), os.path.join(near, "videos.lmdb"), vocab, **sizes)
+    return train, test, dup
+
+
+def write_near_duplicates(out, copies, seed=0, num_test=100):
+    """Each of the demo's ``num_test`` test combinations (seed ``seed``) drawn ``copies`` times."""
+    from paddlevideo.loader.dataset.msrvtt_dataset import write_msrvtt_lmdb
+    from tools.make_demo_data import IMAGE_H, IMAGE_W, World
+
+    world = World(np.random.default_rng(seed), 64, 0.2)  # the demo's prototypes, then its test combinations
+    combos = world.combos(num_test)
+    records, rows = {}, []
+    for c, combo in enumerate(combos):
+        for k in range(copies):
+            vid = f"video{c}_{k}"
+            _, feats, _ = world.regions(combo)
+            action, _ = world.actions(combo)
+            records[vid] = {"image_h": IMAGE_H, "image_w": IMAGE_W, "features": feats,
+                            "boxes": world.boxes(len(feats)), "action_features": action}
+            rows.append(f"{vid},{world.captions(combo, 1)[0]}")
+    os.makedirs(out, exist_ok=True)
+    write_msrvtt_lmdb(os.path.join(out, "videos.lmdb"), records)
+    with open(os.path.join(out, "queries.csv"), "w", encoding="utf-8") as f:
+        f.write("\n".join(rows) + "\n")
+
+
+def quality(args, tmp):
+    if not args.weights:
+        print("[quality] skipped: needs --weights (a trained demo model)")
+        return
+    backbone, _ = demo_backbone(args.weights)
+    engine = DygraphEngine(backbone)
+    train, test, dup = demo_corpora(tmp, args.train_videos)
+    settings = FirstStageSettings(seed=args.seed)
+    print(f"[quality] {load()}; teacher {args.weights}")
+    stage, t_train = timed(distill, engine, train, settings, "benchmark", progress=False)
+    print(f"  first stage trained in {t_train:.1f} s on {train.num_queries} captions x {train.num_videos} videos "
+          f"(held-out recall {stage.meta['holdout_recall']:.3f} at N = {stage.meta['holdout_n']} of "
+          f"{stage.meta['holdout_videos']})")
+    for name, data in (("demo held-out", test), ("near-duplicates", dup)):
+        evaluate_corpus(engine, stage, name, data, args)
+    print(f"  ({load()})")
+
+
+def evaluate_corpus(engine, stage, name, data, args):
+    videos = encode_collection(engine, data, progress=False)
+    text = caption_arrays(data)
+    exact, t_exact = timed(score_queries, engine, text, videos, progress=False)
+    index = build_index(stage.video_vectors(videos))
+    text_vec = stage.text_vectors_from_features(encode_caption_features(engine, text))
+    fs_scores = text_vec @ stage.video_vectors(videos).T
+    truth = data.query_video_index
+    v = data.num_videos
+
+    def r1(scores):
+        return float(np.mean(np.argmax(scores, axis=1) == truth))
+
+    print(f"  {name}: {data.num_queries} captions x {v} videos; R@1 exhaustive {r1(exact):.3f}, first stage alone "
+          f"{r1(fs_scores):.3f}")
+    for fraction in (0.1, 0.2, 0.3):
+        n = max(10, int(round(fraction * v)))
+        _, picked = search_index(index, text_vec, n)
+        reranked = np.full_like(exact, -np.inf)
+        np.put_along_axis(reranked, picked, np.take_along_axis(exact, picked, 1), 1)
+        found = float(np.mean([truth[q] in picked[q] for q in range(len(truth))]))
+        print(f"    N = {n:>3} ({fraction:.0%}): recall of the exhaustive top 10 {recall_of_top(exact, fs_scores, n):.3f}"
+              f"; R@1 after rerank {r1(reranked):.3f} (exhaustive {r1(exact):.3f}); right video among the N: "
+              f"{found:.3f}")
+    n = max(10, int(round(0.1 * v)))
+    rows = np.arange(min(args.timed_queries, len(truth)))
+    _, picked = search_index(index, text_vec[rows], n)
+    sub = {k: a[rows] for k, a in text.items()}
+    _, t_two = timed(rerank, score_queries, engine, sub, videos, picked, 256, v)
+    _, t_all = timed(score_queries, engine, sub, videos, progress=False)
+    print(f"    time per query ({len(rows)} queries, ActBERT part): two-stage N = {n}: {t_two / len(rows) * 1e3:.1f} ms, "
+          f"exhaustive: {t_all / len(rows) * 1e3:.1f} ms (whole matrix {t_exact:.1f} s)")
+
+
+# --------------------------------------------------------------------------- 2. scale
+
+
+def clustered_vectors(count, dim, seed=0, clusters=2000):
+    """Unit vectors around ``clusters`` centres (near-duplicates exist, as in real collections)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim)).astype(np.float32)
+    x = centres[rng.integers(clusters, size=count)] + 0.3 * rng.normal(size=(count, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def rss_mb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def scale(args, tmp):
+    import faiss
+
+    print(f"[scale] {load()}; {args.collection} synthetic first-stage vectors of dim {args.dim}, N = "
+          f"{args.rerank_top}")
+    vectors, queries = clustered_vectors(args.collection, args.dim), clustered_vectors(20, args.dim, seed=1)
+    exact_ids = None
+    for kind, settings in (("flat (exact)", IndexSettings(approximate_above=args.collection + 1)),
+                           ("HNSW", IndexSettings(approximate_above=1))):
+        before = rss_mb()
+        index, t_build = timed(build_index, vectors, settings)
+        size = len(faiss.serialize_index(index)) / 2**20
+        grown = rss_mb() - before
+        search_index(index, queries[:1], args.rerank_top, settings)
+        times = [timed(search_index, index, queries[i : i + 1], args.rerank_top, settings)[1] for i in range(20)]
+        _, ids = search_index(index, queries, args.rerank_top, settings)
+        exact_ids = ids if exact_ids is None else exact_ids
+        recall = np.mean([len(np.intersect1d(a, b)) / args.rerank_top for a, b in zip(ids, exact_ids)])
+        print(f"  {kind:<13} build {t_build:6.2f} s; index {size:7.1f} MB (process grew {grown:6.1f} MB); search "
+              f"{statistics.median(times) * 1e3:7.2f} ms/query (median of 20); recall of the exact top "
+              f"{args.rerank_top}: {recall:.3f}")
+    full_size_query(args)
+    print(f"  ({load()})")
+
+
+def full_size_query(args):
+    """One cached query at full size: caption encoding + index search + ActBERT on N candidates,
+    against ActBERT on every video (extrapolated from the measured pairs/s)."""
+    from paddlevideo.modeling.backbones.actbert import BertForMultiModalPreTraining
+    from paddlevideo.tasks.retrieval import ArrayRetrievalSet
+
+    from .eval import make_inputs
+
+    paddle.seed(0)
+    engine = DygraphEngine(BertForMultiModalPreTraining().eval())
+    queries, videos, _ = make_inputs(2, args.rerank_top, seed=1)
+    cached = encode_collection(engine, ArrayRetrievalSet(queries, videos, np.zeros(2)), progress=False)
+    mb = sum(a.nbytes for a in cached.values()) / len(cached["region"]) / 2**20
+    index = build_index(clustered_vectors(args.collection, args.dim), IndexSettings())
+    text = {k: v[:1] for k, v in queries.items()}
+    score_queries(engine, text, cached, progress=False)  # warm-up
+    rounds = []
+    for _ in range(args.rounds):
+        with paddle.no_grad():
+            _, t_text = timed(engine.encode_text, **{k: paddle.to_tensor(v) for k, v in text.items()})
+        _, t_index = timed(search_index, index, clustered_vectors(1, args.dim, seed=5), args.rerank_top)
+        _, t_rerank = timed(score_queries, engine, text, cached, progress=False)
+        rounds.append((t_text, t_index, t_rerank))
+    t_text, t_index, t_rerank = (statistics.median(r[i] for r in rounds) for i in range(3))
+    rate = args.rerank_top / t_rerank
+    total = t_text + t_index + t_rerank
+    print(f"  full-size cached query, median of {args.rounds}: caption {t_text:.2f} s + index {t_index * 1e3:.1f} ms "
+          f"+ ActBERT on {args.rerank_top} cached videos {t_rerank:.2f} s ({rate:.1f} pairs/s) = {total:.2f} s")
+    print(f"  linear scan by ActBERT of {args.collection} videos (extrapolated from those pairs/s): "
+          f"{args.collection / rate / 60:.1f} min per query; cached encodings {mb:.2f} MB per video "
+          f"({mb * args.collection / 1024:.0f} GB for the collection)")
+    return rate
+
+
+# --------------------------------------------------------------------------- 3. the 1000 x 1000 evaluation
+
+
+def eval1000(args, tmp):
+    """Extrapolated 1000 x 1000 evaluation at full size from rates measured here."""
+    from paddlevideo.modeling.backbones.actbert import BertForMultiModalPreTraining
+    from paddlevideo.tasks.retrieval import ArrayRetrievalSet
+
+    from .eval import make_inputs
+
+    print(f"[eval1000] {load()}; full-size ActBERT (random weights), MSR-VTT-shaped inputs")
+    paddle.seed(0)
+    engine = DygraphEngine(BertForMultiModalPreTraining().eval())
+    queries, videos, _ = make_inputs(args.eval_captions, args.rerank_top, seed=2)
+    data = ArrayRetrievalSet(queries, videos, np.zeros(args.eval_captions))
+    cached, t_videos = timed(encode_collection, engine, data, progress=False)
+    score_queries(engine, {k: v[:1] for k, v in queries.items()}, cached, progress=False)  # warm-up
+    _, t_pairs = timed(score_queries, engine, queries, cached, progress=False)
+    rate = args.eval_captions * args.rerank_top / t_pairs
+    per_video = t_videos / args.rerank_top
+    exhaustive = 1000 * per_video + 1e6 / rate
+    two_stage = 1000 * per_video + 1000 * args.rerank_top / rate
+    print(f"  measured: {rate:.1f} pairs/s (exhaustive scoring, {args.eval_captions} captions x {args.rerank_top} "
+          f"videos), video encoding {per_video:.3f} s/video")
+    print(f"  EXTRAPOLATED 1000 x 1000: exhaustive {exhaustive / 3600:.2f} h; two-stage N = {args.rerank_top} "
+          f"{two_stage / 3600:.2f} h ({two_stage / 60:.0f} min; first stage and index: milliseconds)")
+    print(f"  ({load()})")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="benchmark.py search", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", help="trained demo model: the teacher of the quality part")
+    parser.add_argument("--train-videos", type=int, default=1000, help="demo training videos of the first stage")
+    parser.add_argument("--timed-queries", type=int, default=20)
+    parser.add_argument("--collection", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--rerank-top", type=int, default=100)
+    parser.add_argument("--eval-captions", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parts", default="quality,scale,eval1000", help="comma-separated parts to run")
+    args = parser.parse_args(argv)
+    paddle.set_device("cpu")
+    print(f"CPU, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+          f"MKL_DEBUG_CPU_TYPE={os.environ.get('MKL_DEBUG_CPU_TYPE', 'unset')}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for part in args.parts.split(","):
+            start = time.perf_counter()
+            {"quality": quality, "scale": scale, "eval1000": eval1000}[part](args, tmp)
+            print(f"  [{part}: {time.perf_counter() - start:.0f} s]")
+    return 0
