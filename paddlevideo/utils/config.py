@@ -174,7 +174,7 @@ DATASET_KEYS = {
     "valid": "validation dataset component",
     "test": "test dataset component",
 }
-SECTIONS = ("MODEL", "DATASET", "PIPELINE", "OPTIMIZER", "METRIC")
+SECTIONS = ("MODEL", "DATASET", "PIPELINE", "OPTIMIZER", "METRIC", "FIRST_STAGE")  # FIRST_STAGE: two-stage search
 # Checks of the components a config names (their keys against the registered classes),
 # installed by the package once its registries are filled (``paddlevideo/__init__.py``):
 # utils imports nothing of the layers above it.

@@ -129,8 +129,9 @@ def evaluate_corpus(engine, stage, name, data, args):
         reranked = np.full_like(exact, -np.inf)
         np.put_along_axis(reranked, picked, np.take_along_axis(exact, picked, 1), 1)
         found = float(np.mean([truth[q] in picked[q] for q in range(len(truth))]))
-        print(f"    N = {n:>3} ({fraction:.0%}): recall of the exhaustive top 10 {recall_of_top(exact, fs_scores, n):.3f}"
-              f"; R@1 after rerank {r1(reranked):.3f} (exhaustive {r1(exact):.3f}); right video among the N: "
+        recall = recall_of_top(exact, fs_scores, n)
+        print(f"    N = {n:>3} ({fraction:.0%}): recall of the exhaustive top 10 {recall:.3f}; R@1 after rerank "
+              f"{r1(reranked):.3f} (exhaustive {r1(exact):.3f}); right video among the N: "
               f"{found:.3f}")
     n = max(10, int(round(0.1 * v)))
     rows = np.arange(min(args.timed_queries, len(truth)))
@@ -138,8 +139,9 @@ def evaluate_corpus(engine, stage, name, data, args):
     sub = {k: a[rows] for k, a in text.items()}
     _, t_two = timed(rerank, score_queries, engine, sub, videos, picked, 256, v)
     _, t_all = timed(score_queries, engine, sub, videos, progress=False)
-    print(f"    time per query ({len(rows)} queries, ActBERT part): two-stage N = {n}: {t_two / len(rows) * 1e3:.1f} ms, "
-          f"exhaustive: {t_all / len(rows) * 1e3:.1f} ms (whole matrix {t_exact:.1f} s)")
+    print(f"    time per query ({len(rows)} queries, ActBERT part): two-stage N = {n}: "
+          f"{t_two / len(rows) * 1e3:.1f} ms, exhaustive: {t_all / len(rows) * 1e3:.1f} ms "
+          f"(whole matrix {t_exact:.1f} s)")
 
 
 # --------------------------------------------------------------------------- 2. scale
