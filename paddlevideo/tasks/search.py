@@ -25,6 +25,7 @@ from ..loader.store.lmdb_store import HEADER_KEY, PretrainStore, reader_env
 from ..modeling.export import VIDEO_FIELDS, flatten_video, video_from_fields
 from ..utils.errors import ConfigError, DataError
 from ..utils.logger import get_logger
+from ..utils.progress import progress_bar
 from .retrieval import DEFAULT_PAIR_BATCH_SIZE, TEXT_KEYS, VIDEO_KEYS, _score_caption_block, _stack
 
 CACHE_VERSION = 1
@@ -195,11 +196,9 @@ def collection_fingerprint(collection, model_key):
 
 def encode_collection(engine, collection, batch_size=64, progress=True):
     """Every video of ``collection`` encoded: dict VIDEO_FIELDS -> NumPy arrays [V, ...]."""
-    from tqdm import tqdm
-
     parts = []
-    with paddle.no_grad(), tqdm(total=collection.num_videos, unit="video", desc="encoding videos",
-                                disable=not progress, dynamic_ncols=True) as bar:
+    with paddle.no_grad(), progress_bar(total=collection.num_videos, requested=progress, unit="video",
+                                        desc="encoding videos", dynamic_ncols=True) as bar:
         for start in range(0, collection.num_videos, batch_size):
             records = [collection.video(j) for j in range(start, min(start + batch_size, collection.num_videos))]
             parts.append(engine.encode_video_arrays(**_stack(records, VIDEO_KEYS)))
@@ -251,8 +250,6 @@ def score_queries(engine, text, videos, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE,
     the other videos get -inf. Passes hold at most ``pair_batch_size`` pairs, as in
     ``score_matrix`` (several queries share a pass when the videos are few).
     """
-    from tqdm import tqdm
-
     num_queries, num_videos = len(text["text_ids"]), len(videos["region"])
     scores = np.full((num_queries, num_videos), -np.inf, dtype=np.float32)
     chunk = max(1, min(num_videos, int(pair_batch_size)))
@@ -262,8 +259,8 @@ def score_queries(engine, text, videos, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE,
         return [(engine.video_from_arrays(_rows(videos, index[s : s + chunk])), len(index[s : s + chunk]))
                 for s in range(0, len(index), chunk)]
 
-    with paddle.no_grad(), tqdm(total=pairs, unit="pair", unit_scale=True, desc="scoring",
-                                disable=not progress, dynamic_ncols=True) as bar:
+    with paddle.no_grad(), progress_bar(total=pairs, requested=progress, unit="pair", unit_scale=True,
+                                        desc="scoring", dynamic_ncols=True) as bar:
         every = chunks(np.arange(num_videos)) if candidates is None else None
         block = int(text_batch_size) if candidates is None else 1
         for start in range(0, num_queries, block):
