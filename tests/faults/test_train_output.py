@@ -173,3 +173,13 @@ def tiny_demo(tmp_path_factory):
     model = build_model(get_config(ROOT / "configs/multimodal/actbert/actbert_msrvtt_demo.yaml", []).MODEL)
     paddle.save(model.state_dict(), str(folder / "random.pdparams"))
     return data, folder / "random.pdparams"
+
+
+def test_the_demo_refuses_a_folder_holding_an_earlier_demo_run(tmp_path):
+    (tmp_path / "ActBert_demo_best.pdparams").write_bytes(b"an earlier run's")
+    proc = subprocess.run(["bash", "tools/run_demo.sh"], cwd=ROOT, capture_output=True, text=True, timeout=30,
+                          env=dict(ENV, DEMO_OUT=str(tmp_path), PYTHON="false"))  # nothing may run before the check
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == f"error: {tmp_path} holds an earlier demo run; remove it (rm -r {tmp_path}) or run with " \
+                          "DEMO_OUT=another/folder\n"
+    assert (tmp_path / "ActBert_demo_best.pdparams").read_bytes() == b"an earlier run's"
