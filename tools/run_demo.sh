@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 OUT=${DEMO_OUT:-output/ActBert_demo}
 
-if compgen -G "$OUT/ActBert_demo_*.pd*" >/dev/null; then
+if compgen -G "$OUT/ActBert_demo_*.pd*" >/dev/null || [ -e "$OUT/msrvtt_metrics.json" ]; then
     echo "error: $OUT holds an earlier demo run; remove it (rm -r $OUT) or run with DEMO_OUT=another/folder" >&2
     exit 2
 fi
