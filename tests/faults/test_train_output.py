@@ -121,14 +121,15 @@ def test_rank_0_refused_under_the_launcher_ends_every_rank(tmp_path):
     assert not (tmp_path / "out" / "Tiny_epoch_00001.pdparams").exists()
 
 
-def test_test_results_never_overwrite_an_earlier_tests(tmp_path):
+def test_test_results_never_overwrite_an_earlier_tests(tmp_path, monkeypatch):
+    monkeypatch.setattr("time.strftime", lambda fmt: "20261203-120000")  # two tests within one second
     files = ("msrvtt_metrics.json", "msrvtt_scores.npy")
     out = tmp_path / "out"
     assert results_dir(str(out), files) == str(out)  # created, empty: the folder itself
     (out / "msrvtt_metrics.json").write_text('{"earlier": 1}')
     first, second = results_dir(str(out), files), results_dir(str(out), files)
     assert first != second and Path(first).parent == Path(second).parent == out
-    assert Path(first).name.startswith("test_") and Path(second).name == Path(first).name + "_2"
+    assert (Path(first).name, Path(second).name) == ("test_20261203-120000", "test_20261203-120000_2")
     assert json.loads((out / "msrvtt_metrics.json").read_text()) == {"earlier": 1}
     (out / "msrvtt_mc_metrics.json").write_text("{}")  # another kind of test: no clash
     assert results_dir(str(tmp_path / "other"), files) == str(tmp_path / "other")
