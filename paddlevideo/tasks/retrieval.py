@@ -38,6 +38,7 @@ import paddle.distributed as dist
 
 from ..utils.errors import ConfigError
 from ..utils.logger import get_logger
+from ..utils.progress import progress_bar
 
 DEFAULT_PAIR_BATCH_SIZE = 256
 TEXT_KEYS = ("text_ids", "token_type_ids", "text_mask")
@@ -113,10 +114,9 @@ def _autocast(amp, amp_level):
 
 
 def _progress(total, enabled):
-    """A tqdm bar counting pairs (rate and ETA), or a no-op when disabled."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="pair", unit_scale=True, desc="scoring", disable=not enabled, dynamic_ncols=True)
+    """A bar counting pairs (rate and ETA) on a terminal, or a silent counter (see utils.progress)."""
+    return progress_bar(total=total, requested=enabled, unit="pair", unit_scale=True, desc="scoring",
+                        dynamic_ncols=True)
 
 
 def encode_distinct_videos(encode, dataset, chunk, bar=None):

@@ -27,6 +27,7 @@ from ..modeling.export import VIDEO_FIELDS, flatten_video, video_from_fields
 from ..utils.errors import ConfigError, DataError
 from ..utils.logger import get_logger
 from ..utils.outfile import atomic_output, check_output_file
+from ..utils.progress import progress_bar
 from .retrieval import (
     DEFAULT_PAIR_BATCH_SIZE,
     TEXT_KEYS,
@@ -227,10 +228,8 @@ def encode_collection(engine, collection, batch_size=64, progress=True):
     Videos with identical inputs are encoded once and share that encoding, so that
     ``score_queries`` sees them as copies and gives them equal scores.
     """
-    from tqdm import tqdm
-
-    with paddle.no_grad(), tqdm(total=collection.num_videos, unit="video", desc="encoding videos",
-                                disable=not progress, dynamic_ncols=True) as bar:
+    with paddle.no_grad(), progress_bar(total=collection.num_videos, requested=progress, unit="video",
+                                        desc="encoding videos", dynamic_ncols=True) as bar:
         parts, inverse = encode_distinct_videos(engine.encode_video_arrays, collection, batch_size, bar)
     return {name: np.concatenate([p[name] for p, _ in parts])[inverse] for name in VIDEO_FIELDS}
 
@@ -347,8 +346,6 @@ def score_queries(engine, text, videos, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE,
 def _score_distinct(engine, text, videos, pair_batch_size, progress, candidates, text_batch_size):
     """``score_queries`` of distinct queries and videos. Passes hold at most ``pair_batch_size``
     pairs, as in ``score_matrix`` (several queries share a pass when the videos are few)."""
-    from tqdm import tqdm
-
     num_queries, num_videos = len(text["text_ids"]), len(videos["region"])
     scores = np.full((num_queries, num_videos), -np.inf, dtype=np.float32)
     chunk = max(1, min(num_videos, int(pair_batch_size)))
@@ -358,8 +355,8 @@ def _score_distinct(engine, text, videos, pair_batch_size, progress, candidates,
         return [(engine.video_from_arrays(_rows(videos, index[s : s + chunk])), len(index[s : s + chunk]))
                 for s in range(0, len(index), chunk)]
 
-    with paddle.no_grad(), tqdm(total=pairs, unit="pair", unit_scale=True, desc="scoring",
-                                disable=not progress, dynamic_ncols=True) as bar:
+    with paddle.no_grad(), progress_bar(total=pairs, requested=progress, unit="pair", unit_scale=True,
+                                        desc="scoring", dynamic_ncols=True) as bar:
         every = chunks(np.arange(num_videos)) if candidates is None else None
         block = int(text_batch_size) if candidates is None else 1
         for start in range(0, num_queries, block):

@@ -11,6 +11,7 @@ pairs per matching pass, default 256), ``METRIC`` (default MSRVTTMetric),
 """
 
 import copy
+import itertools
 import os
 import time
 
@@ -18,6 +19,8 @@ import numpy as np
 import paddle
 import paddle.distributed as dist
 
+from ..metrics import multiple_choice as mc_metric
+from ..metrics import retrieval as retrieval_metric
 from ..metrics.registry import METRICS
 from ..utils.errors import ConfigError, DataError, WeightsError
 from ..utils.logger import get_logger
@@ -106,6 +109,24 @@ def _build_metric(cfg, output_dir, dataset, batch_size, default="MSRVTTMetric"):
     return metric
 
 
+def results_dir(output_dir, files):
+    """Where a test writes its results: ``output_dir``, or a new ``output_dir/test_<date-time>``
+    when ``output_dir`` already holds an earlier test's ``files`` (never overwritten)."""
+    if not any(os.path.exists(os.path.join(output_dir, name)) for name in files):
+        os.makedirs(output_dir, exist_ok=True)
+        return output_dir
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in itertools.count(1):
+        folder = os.path.join(output_dir, f"test_{stamp}" + (f"_{n}" if n > 1 else ""))
+        try:
+            os.makedirs(folder)  # exclusive: two tests finishing in one second get two folders
+        except FileExistsError:
+            continue
+        get_logger().warning("%s already holds an earlier test's %s: this test's results go to %s", output_dir,
+                             files[0], folder)
+        return folder
+
+
 def _init_distributed():
     """Join the process group under ``paddle.distributed.launch``; the world size."""
     world = dist.get_world_size()
@@ -118,7 +139,8 @@ def test_model(cfg, weights, amp=False, amp_level="O1", progress=True):
     """Score every MSR-VTT test caption against every test video and report metrics.
 
     Writes ``msrvtt_metrics.json``, per-query/per-video rank CSVs, a rank histogram
-    and the score matrix ``msrvtt_scores.npy`` [Q, V] to the output directory (rank 0).
+    and the score matrix ``msrvtt_scores.npy`` [Q, V] to the output directory (rank 0; see
+    ``results_dir``).
     Returns the metrics dict on rank 0, None on the other ranks.
     """
     from ..loader.builder import build_dataset
@@ -151,8 +173,8 @@ def test_model(cfg, weights, amp=False, amp_level="O1", progress=True):
     logger.info("scored in %.1f s (%.1f pairs/s)", elapsed, scores.size / max(elapsed, 1e-9))
     if world > 1 and dist.get_rank() != 0:
         return None
-    os.makedirs(output_dir, exist_ok=True)
-    np.save(os.path.join(output_dir, SCORES_FILE), scores)
+    metric.output_dir = results_dir(output_dir, (retrieval_metric.METRICS_FILE, SCORES_FILE))
+    np.save(os.path.join(metric.output_dir, SCORES_FILE), scores)
     metric.update(scores, dataset.query_video_index)
     return metric.accumulate()
 
@@ -177,8 +199,8 @@ def test_multiple_choice(cfg, model, dataset, output_dir, pair_batch, amp=False,
     logger.info("scored in %.1f s", time.perf_counter() - start)
     if dist.get_world_size() > 1 and dist.get_rank() != 0:
         return None
-    os.makedirs(output_dir, exist_ok=True)
-    np.save(os.path.join(output_dir, MC_SCORES_FILE), scores)
+    metric.output_dir = results_dir(output_dir, (mc_metric.METRICS_FILE, MC_SCORES_FILE))
+    np.save(os.path.join(metric.output_dir, MC_SCORES_FILE), scores)
     metric.question_ids = list(dataset.question_ids)
     metric.video_ids = [dataset.video_ids[j] for j in dataset.question_video]
     metric.update(scores, dataset.answers)

@@ -11,18 +11,17 @@ below; DATASET settings: ``batch_size``, ``valid_batch_size``, ``num_workers``.
 """
 
 import datetime
+import glob
 import math
 import os
 import random
-import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
 
 import numpy as np
 import paddle
 import paddle.distributed as dist
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..loader.dataloader import build_dataloader
@@ -30,9 +29,11 @@ from ..solver import build_lr, build_optimizer
 from ..solver.lr import steps_every_iter
 from ..utils import amp as amp_utils
 from ..utils import checkpoint as ckpt
+from ..utils import progress
 from ..utils.errors import ActBertError, ConfigError, DataError, WeightsError
 from ..utils.logger import get_logger, get_rank, setup_logger
 from ..utils.plot import plot_losses
+from ..utils.writer_lock import writer_lock
 
 
 class NonFiniteLossError(ActBertError):
@@ -144,6 +145,41 @@ def preflight(cfg, run, weights=None, resume=None, validate=False, max_iters=Non
     build_lr(cfg.OPTIMIZER.get("learning_rate"), 2**31, run.epochs)
     if get_rank() == 0:
         ckpt.check_writable(run.output_dir)
+
+
+class OutputDirTakenError(ActBertError):
+    """``output_dir`` holds an earlier run's checkpoints and this run does not continue it."""
+
+
+def earlier_checkpoints(output_dir, model_name):
+    """Names of the ``{model_name}`` checkpoints already in ``output_dir`` (sorted)."""
+    found = glob.glob(os.path.join(glob.escape(output_dir), glob.escape(model_name) + "_epoch_*.pdparams"))
+    found += [p for p in (ckpt.best_path(output_dir, model_name), ckpt.resume_path(output_dir, model_name))
+              if os.path.exists(p)]
+    return sorted(os.path.basename(p) for p in found)
+
+
+@contextmanager
+def claim_output_dir(run, continuing):
+    """Make ``output_dir`` this run's for its whole life, on rank 0 (the only writer).
+
+    A second training into the same folder at the same time is refused (``writer_lock``:
+    one line naming the holder; released by the kernel even on ``kill -9``). A new run
+    into a folder that holds an earlier run's checkpoints is refused too, unless it
+    continues that run (``--resume``, ``resume_epoch``): its epoch, best and resume files
+    would be overwritten one by one, and the two runs' files mixed.
+    """
+    if get_rank() != 0:
+        yield
+        return
+    with writer_lock(run.output_dir, "training output_dir"):
+        names = [] if continuing else earlier_checkpoints(run.output_dir, run.model_name)
+        if names:
+            listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            raise OutputDirTakenError(
+                f"output_dir {run.output_dir} already holds a run of {run.model_name} ({listed}); continue it with "
+                "--resume, write this run elsewhere with -o output_dir=DIR, or remove those files first")
+        yield
 
 
 def open_datasets(cfg, validate):
@@ -533,10 +569,12 @@ def log_epoch(epoch, mode, meter):
 
 
 def progress_bar(ctx, epoch, total, initial):
-    """A tqdm bar on rank 0 when stdout is a terminal; None otherwise (plain log lines)."""
-    if ctx.rank != 0 or not sys.stdout.isatty():
+    """A bar on rank 0 when stderr is a terminal (and no ``--no_progress``); None otherwise:
+    plain log lines, no ``\\r`` redraws in a log file."""
+    if ctx.rank != 0 or not progress.progress_enabled():
         return None
-    return tqdm(total=total, initial=initial, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True)
+    return progress.progress_bar(total=total, initial=initial, desc=f"epoch {epoch}", leave=False,
+                                 dynamic_ncols=True)
 
 
 # --------------------------------------------------------------------------- loops
@@ -617,13 +655,33 @@ def evaluate(ctx):
     return {k: v / max(count, 1) for k, v in sums.items()}
 
 
-def validate_epoch(ctx, state, epoch):
+def log_validation(ctx, state, epoch):
+    """Evaluate and log PaddleVideo's validation summary, with the optimiser step it was taken
+    at (for the plots): ``END epoch:1   val loss_avg: ... time: 0.52 sec, step: 31``."""
     tic = time.perf_counter()
     metrics = evaluate(ctx)
     parts = " ".join(f"{k}_avg: {v:.6f}" for k, v in metrics.items())
-    get_logger().info("END epoch:%-3d val %s time: %.2f sec", epoch, parts, time.perf_counter() - tic)
+    get_logger().info("END epoch:%-3d val %s time: %.2f sec, step: %d", epoch, parts, time.perf_counter() - tic,
+                      state.global_step)
     write_scalars(ctx, "val", metrics, state.global_step)
-    update_best(ctx, state, metrics)
+    return metrics
+
+
+def validate_epoch(ctx, state, epoch):
+    update_best(ctx, state, log_validation(ctx, state, epoch))
+
+
+def validate_baseline(ctx, state):
+    """Fine-tuning (a retrieval validation set) from step 0: the metrics of the starting weights,
+    logged as epoch 0, so that the gain of the epochs after it is visible. The baseline is not a
+    candidate for the best checkpoint: that is the ``-w`` file itself.
+
+    Pretraining validation (a loss) has no baseline: evaluating it draws masks from the random
+    stream and would change the run a fixed ``seed`` gives."""
+    if state.global_step != 0 or getattr(ctx.valid_loader, "task", None) != "retrieval":
+        return
+    get_logger().info("baseline validation of the starting weights, before the first step:")
+    log_validation(ctx, state, 0)
 
 
 def finish_epoch(ctx, state, meter, validate):
@@ -647,10 +705,17 @@ def train_model(cfg, weights=None, validate=False, amp=False, amp_level=None, ma
 
     ``weights``: a full-model checkpoint to start from; ``resume``: a
     ``{model_name}_resume.pdckpt`` to continue exactly; ``max_iters``: stop after this
-    many optimiser steps in total (counted across resumes).
+    many optimiser steps in total (counted across resumes). ``output_dir`` is held for the
+    run's life (see ``claim_output_dir``).
     """
     run = RunSettings.from_cfg(cfg, amp=amp, amp_level=amp_level, seed=seed)
     preflight(cfg, run, weights, resume, validate, max_iters)
+    with claim_output_dir(run, continuing=bool(resume or run.resume_epoch)):
+        return run_training(cfg, run, weights, validate, max_iters, resume)
+
+
+def run_training(cfg, run, weights, validate, max_iters, resume):
+    """``train_model`` once the settings are checked and ``output_dir`` is this run's."""
     setup_logger(run.output_dir, run.log_level)
     datasets = open_datasets(cfg, validate)
     resume_state = load_resume_state(run, resume)
@@ -667,6 +732,8 @@ def train_model(cfg, weights=None, validate=False, amp=False, amp_level=None, ma
     verify_replicas(ctx, "at the start")
     get_logger().info("training %s: %d process(es), seed %d, %s, output in %s", run.model_name, ctx.world_size,
                       ctx.seed, paddle.get_device(), run.output_dir)
+    if validate:
+        validate_baseline(ctx, state)
     while state.epoch <= run.epochs and not out_of_iters(ctx, state):
         meter = train_one_epoch(ctx, state)
         if out_of_iters(ctx, state) and state.batch < ctx.train_loader.batch_sampler.num_batches():
