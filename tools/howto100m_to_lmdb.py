@@ -26,6 +26,7 @@ from paddlevideo.loader.store import StoreWriter, clip_from_npy_item, verify_sto
 from paddlevideo.loader.store.lmdb_store import DEFAULT_MAX_SHARD_BYTES, DEFAULT_TOP_K  # noqa: E402
 from paddlevideo.loader.store.npy_source import load_npy_items  # noqa: E402
 from paddlevideo.utils import ActBertError, DataError, get_logger, setup_logger  # noqa: E402
+from paddlevideo.utils.progress import progress_bar  # noqa: E402
 
 
 def parse_args(argv):
@@ -51,11 +52,7 @@ def convert(args):
     if args.captions:
         log.info("caption JSON %s: %d entries (negatives are drawn from the store's clips)",
                  args.captions, len(caption_pool(args.captions)))
-    indices = range(len(items))
-    if not args.no_progress:
-        from tqdm import tqdm
-
-        indices = tqdm(indices, desc="convert", unit="clip")
+    indices = progress_bar(range(len(items)), requested=not args.no_progress, desc="convert", unit="clip")
     added = existing = bad = 0
     with StoreWriter(args.out, top_k=args.top_k, renormalise=args.renormalise,
                      max_shard_bytes=int(args.max_shard_mb * 2**20), commit_every=args.commit_every) as writer:
