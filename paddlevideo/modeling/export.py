@@ -33,6 +33,7 @@ import os
 import paddle
 from paddle.static import InputSpec
 
+from ..fields import TEXT_FIELDS, TEXT_KEYS, VIDEO_FIELDS, VIDEO_KEYS
 from ..utils.errors import ConfigError
 from .backbones.actbert import CONFIG_KEYS, TextPrefix, TrimPlan, VideoInputs
 
@@ -41,17 +42,9 @@ FORMAT = "actbert-inference"
 VERSION = 1
 GRAPHS = ("text_encoder", "video_encoder", "pair_scorer")
 
-TEXT_INPUTS = ("text_ids", "token_type_ids", "text_mask")
-VIDEO_INPUTS = ("image_feat", "image_loc", "image_mask", "action_feat", "action_mask")
-# An encoded caption: TextPrefix(hidden, mask, qkv).
-TEXT_FIELDS = ("text_hidden", "text_mask_f", "text_q", "text_k", "text_v")
+# The graphs' inputs are the batch fields; their outputs the encoded fields (``paddlevideo.fields``).
+TEXT_INPUTS, VIDEO_INPUTS = TEXT_KEYS, VIDEO_KEYS
 PAIR_INPUTS = ("text_index", "video_index", "text_positions", "region_positions")
-
-
-# An encoded video: VideoInputs without the action stream itself (scoring reads only its
-# queries, stacked here as [B, connections, A, Hb], and its pooled output).
-VIDEO_FIELDS = ("region", "region_mask", "region_q", "region_k", "region_v", "to_text_k", "to_text_v",
-                "action_queries", "pooled_action")
 
 
 def flatten_text(prefix):

@@ -28,12 +28,11 @@ import numpy as np
 import paddle
 import paddle.distributed as dist
 
+from ..fields import TEXT_KEYS, VIDEO_KEYS
 from ..utils.errors import ConfigError
 from ..utils.logger import get_logger
 
 DEFAULT_PAIR_BATCH_SIZE = 256
-TEXT_KEYS = ("text_ids", "token_type_ids", "text_mask")
-VIDEO_KEYS = ("image_feat", "image_loc", "image_mask", "action_feat", "action_mask")
 
 
 def _stack(records, keys):

@@ -33,7 +33,7 @@ import os
 
 import numpy as np
 
-from ...tasks.retrieval import TEXT_KEYS, VIDEO_KEYS
+from ...fields import TEXT_KEYS, VIDEO_KEYS
 from ...utils.errors import ConfigError, DataError
 from ...utils.logger import get_logger
 from ..pipelines.multimodal import RandomMask

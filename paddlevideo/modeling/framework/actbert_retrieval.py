@@ -18,7 +18,7 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from ...tasks.retrieval import TEXT_KEYS, VIDEO_KEYS
+from ...fields import TEXT_KEYS, VIDEO_KEYS
 from ...utils.errors import DataError
 from ...utils.registry import build_from_cfg
 from ..losses.actbert_loss import classification_term
