@@ -82,7 +82,7 @@ def print_results(queries, results):
 
 
 def run(args):
-    from paddlevideo.tasks.retrieval import DEFAULT_PAIR_BATCH_SIZE
+    from paddlevideo.retrieval.scoring import DEFAULT_PAIR_BATCH_SIZE
     from paddlevideo.tasks.search import check_top, open_collection, read_queries_file, search
     from paddlevideo.utils.config import get_config
     from paddlevideo.utils.errors import ConfigError, DataError

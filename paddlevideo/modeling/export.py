@@ -1,6 +1,6 @@
 """The retrieval path as three static graphs for Paddle Inference (``tools/export_model.py``).
 
-The split is the one of ``paddlevideo.tasks.retrieval.score_matrix``:
+The split is the one of ``paddlevideo.retrieval.scoring.score_matrix``:
 
 - ``text_encoder``: captions -> the text prefix and the first connection layer's text
   projections (``backbone.encode_text``), once per caption;

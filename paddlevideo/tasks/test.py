@@ -19,10 +19,10 @@ import paddle
 import paddle.distributed as dist
 
 from ..metrics.registry import METRICS
+from ..retrieval.scoring import DEFAULT_PAIR_BATCH_SIZE, score_matrix, score_pairs
 from ..utils.errors import ConfigError, DataError, WeightsError
 from ..utils.logger import get_logger
 from ..utils.registry import build_from_cfg
-from .retrieval import DEFAULT_PAIR_BATCH_SIZE, score_matrix, score_pairs
 
 SCORES_FILE = "msrvtt_scores.npy"
 MC_SCORES_FILE = "msrvtt_mc_scores.npy"

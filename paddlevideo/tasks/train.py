@@ -217,7 +217,7 @@ def build_loaders(cfg, datasets, seed, rank, world):
         return train, None
     valid_set = datasets["valid"]
     if getattr(valid_set, "task", None) == "retrieval":
-        from .retrieval import VALIDATION_METRICS
+        from ..retrieval.scoring import VALIDATION_METRICS
 
         best = cfg.get("best_metric", "loss")
         if best not in VALIDATION_METRICS:
@@ -592,7 +592,7 @@ def evaluate(ctx):
     """Validation losses averaged over every sample of every rank; for a retrieval set
     (``MSRVTTDataset``, ``MSRVTTTrainDataset`` part holdout) its retrieval metrics instead."""
     if getattr(ctx.valid_loader, "task", None) == "retrieval":
-        from .retrieval import validation_metrics
+        from ..retrieval.scoring import validation_metrics
 
         return validation_metrics(ctx.net.backbone, ctx.valid_loader)
     sums, count = {}, 0

@@ -9,8 +9,14 @@ import pytest
 
 from paddlevideo.modeling.backbones.actbert import BertForMultiModalPreTraining
 from paddlevideo.modeling.weights import load_backbone_weights
-from paddlevideo.tasks import retrieval
-from paddlevideo.tasks.retrieval import ArrayRetrievalSet, brute_force_scores, merge_blocks, score_matrix, split_queries
+from paddlevideo.retrieval import scoring as retrieval
+from paddlevideo.retrieval.scoring import (
+    ArrayRetrievalSet,
+    brute_force_scores,
+    merge_blocks,
+    score_matrix,
+    split_queries,
+)
 from paddlevideo.utils.errors import ConfigError, DataError, WeightsError
 
 GOLDEN = Path(__file__).resolve().parents[2] / ".." / "shared" / "golden" / "actbert_tiny"

@@ -1,0 +1,1 @@
+"""Retrieval: scoring captions against videos, its evaluation, export, predictor and search."""
