@@ -54,7 +54,7 @@ def build_engine(args, cfg):
     if bool(args.weights) == bool(args.inference_dir):
         raise ConfigError("give the model either as -w WEIGHTS (dygraph) or as --inference-dir DIR (exported)")
     if args.inference_dir:
-        from paddlevideo.tasks.inference import engine_for_config
+        from paddlevideo.retrieval.predictor import engine_for_config
         from paddlevideo.tasks.search import ExportedEngine
 
         engine = engine_for_config(args.inference_dir, cfg, **engine_options(args))

@@ -25,8 +25,8 @@ import paddle
 
 from paddlevideo.modeling.backbones.actbert import BertForMultiModalPreTraining
 from paddlevideo.modeling.export import export_retrieval
+from paddlevideo.retrieval.predictor import InferenceEngine
 from paddlevideo.retrieval.scoring import score_matrix
-from paddlevideo.tasks.inference import InferenceEngine
 from paddlevideo.tasks.search import (
     DygraphEngine,
     ExportedEngine,
