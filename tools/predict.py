@@ -68,7 +68,7 @@ def run(args):
     from paddlevideo.loader.builder import build_dataset
     from paddlevideo.retrieval.predictor import engine_for_config
     from paddlevideo.retrieval.scoring import DEFAULT_PAIR_BATCH_SIZE, score_matrix
-    from paddlevideo.tasks.search import QueriesAgainst, encode_queries, open_collection
+    from paddlevideo.retrieval.search import QueriesAgainst, encode_queries, open_collection
     from paddlevideo.utils.config import get_config
     from paddlevideo.utils.errors import ConfigError
 

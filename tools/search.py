@@ -55,12 +55,12 @@ def build_engine(args, cfg):
         raise ConfigError("give the model either as -w WEIGHTS (dygraph) or as --inference-dir DIR (exported)")
     if args.inference_dir:
         from paddlevideo.retrieval.predictor import engine_for_config
-        from paddlevideo.tasks.search import ExportedEngine
+        from paddlevideo.retrieval.search import ExportedEngine
 
         engine = engine_for_config(args.inference_dir, cfg, **engine_options(args))
         return ExportedEngine(engine), "exported:" + str(engine.info.get("weights_sha256"))
     from paddlevideo.modeling.export import file_digest
-    from paddlevideo.tasks.search import DygraphEngine
+    from paddlevideo.retrieval.search import DygraphEngine
     from paddlevideo.tasks.test import build_test_model, check_weights_file
 
     if args.use_gpu:
@@ -83,7 +83,7 @@ def print_results(queries, results):
 
 def run(args):
     from paddlevideo.retrieval.scoring import DEFAULT_PAIR_BATCH_SIZE
-    from paddlevideo.tasks.search import check_top, open_collection, read_queries_file, search
+    from paddlevideo.retrieval.search import check_top, open_collection, read_queries_file, search
     from paddlevideo.utils.config import get_config
     from paddlevideo.utils.errors import ConfigError, DataError
 

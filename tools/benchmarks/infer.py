@@ -27,7 +27,7 @@ from paddlevideo.modeling.backbones.actbert import BertForMultiModalPreTraining
 from paddlevideo.modeling.export import export_retrieval
 from paddlevideo.retrieval.predictor import InferenceEngine
 from paddlevideo.retrieval.scoring import score_matrix
-from paddlevideo.tasks.search import (
+from paddlevideo.retrieval.search import (
     DygraphEngine,
     ExportedEngine,
     QueriesAgainst,
