@@ -41,7 +41,7 @@ def limits_of(cfg):
 
 
 def run(args):
-    from paddlevideo.modeling.export import export_retrieval
+    from paddlevideo.retrieval.export import export_retrieval
     from paddlevideo.tasks.test import build_test_model, check_weights_file
     from paddlevideo.utils.config import get_config
 

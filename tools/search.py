@@ -59,7 +59,7 @@ def build_engine(args, cfg):
 
         engine = engine_for_config(args.inference_dir, cfg, **engine_options(args))
         return ExportedEngine(engine), "exported:" + str(engine.info.get("weights_sha256"))
-    from paddlevideo.modeling.export import file_digest
+    from paddlevideo.retrieval.export import file_digest
     from paddlevideo.retrieval.search import DygraphEngine
     from paddlevideo.tasks.test import build_test_model, check_weights_file
 

@@ -19,7 +19,8 @@ import numpy as np
 import paddle
 
 from ..modeling.backbones.actbert import kept_length, resize_index
-from ..modeling.export import (
+from ..utils.errors import ConfigError, DataError
+from .export import (
     PAIR_INPUTS,
     TEXT_FIELDS,
     TEXT_INPUTS,
@@ -27,7 +28,6 @@ from ..modeling.export import (
     VIDEO_INPUTS,
     read_export_info,
 )
-from ..utils.errors import ConfigError, DataError
 
 # The largest calls TensorRT is prepared for (dynamic shape ranges).
 MAX_TEXTS, MAX_VIDEOS, MAX_PAIRS = 64, 256, 4096
@@ -193,7 +193,7 @@ class InferenceEngine:
 def engine_for_config(model_dir, cfg, **options):
     """An InferenceEngine for ``model_dir``, checked against the config it will serve:
     the same MODEL.backbone, and DATASET.test lengths within the export's limits."""
-    from ..modeling.export import check_export_matches
+    from .export import check_export_matches
 
     info = read_export_info(model_dir)
     check_export_matches(info, dict(cfg.MODEL.get("backbone") or {}), model_dir)

@@ -22,9 +22,9 @@ import paddle
 
 from ..loader.dataset.msrvtt_dataset import MSRVTTDataset
 from ..loader.store.lmdb_store import HEADER_KEY, PretrainStore, reader_env
-from ..modeling.export import VIDEO_FIELDS, flatten_video, video_from_fields
 from ..utils.errors import ConfigError, DataError
 from ..utils.logger import get_logger
+from .export import VIDEO_FIELDS, flatten_video, video_from_fields
 from .scoring import DEFAULT_PAIR_BATCH_SIZE, TEXT_KEYS, VIDEO_KEYS, _score_caption_block, _stack
 
 CACHE_VERSION = 1

@@ -24,7 +24,7 @@ import numpy as np
 import paddle
 
 from paddlevideo.modeling.backbones.actbert import BertForMultiModalPreTraining
-from paddlevideo.modeling.export import export_retrieval
+from paddlevideo.retrieval.export import export_retrieval
 from paddlevideo.retrieval.predictor import InferenceEngine
 from paddlevideo.retrieval.scoring import score_matrix
 from paddlevideo.retrieval.search import (

@@ -34,8 +34,8 @@ import paddle
 from paddle.static import InputSpec
 
 from ..fields import TEXT_FIELDS, TEXT_KEYS, VIDEO_FIELDS, VIDEO_KEYS
+from ..modeling.backbones.actbert import CONFIG_KEYS, TextPrefix, TrimPlan, VideoInputs
 from ..utils.errors import ConfigError
-from .backbones.actbert import CONFIG_KEYS, TextPrefix, TrimPlan, VideoInputs
 
 INFO_FILE = "export_info.json"
 FORMAT = "actbert-inference"
@@ -206,7 +206,7 @@ def check_export_matches(info, backbone_cfg, model_dir):
     """ConfigError unless the config's MODEL.backbone equals the exported model's.
 
     backbone_cfg: the config's ``MODEL.backbone`` mapping (unset keys take the defaults)."""
-    from .backbones.actbert import ActBertConfig
+    from ..modeling.backbones.actbert import ActBertConfig
 
     wanted = {k: v for k, v in backbone_cfg.items() if k in CONFIG_KEYS}
     expected = dataclasses.asdict(ActBertConfig(**wanted))
