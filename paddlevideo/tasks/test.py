@@ -16,13 +16,13 @@ import time
 
 import numpy as np
 import paddle
-import paddle.distributed as dist
 
 from ..metrics.registry import METRICS
 from ..retrieval.scoring import DEFAULT_PAIR_BATCH_SIZE, score_matrix, score_pairs
 from ..utils.errors import ConfigError, DataError, WeightsError
 from ..utils.logger import get_logger
 from ..utils.registry import build_from_cfg
+from ..utils.runtime import join_process_group, rank_and_world, select_device
 
 SCORES_FILE = "msrvtt_scores.npy"
 MC_SCORES_FILE = "msrvtt_mc_scores.npy"
@@ -106,14 +106,6 @@ def _build_metric(cfg, output_dir, dataset, batch_size, default="MSRVTTMetric"):
     return metric
 
 
-def _init_distributed():
-    """Join the process group under ``paddle.distributed.launch``; the world size."""
-    world = dist.get_world_size()
-    if world > 1 and not dist.is_initialized():
-        dist.init_parallel_env()
-    return world
-
-
 def test_model(cfg, weights, amp=False, amp_level="O1", progress=True):
     """Score every MSR-VTT test caption against every test video and report metrics.
 
@@ -130,13 +122,14 @@ def test_model(cfg, weights, amp=False, amp_level="O1", progress=True):
     # input fails in seconds, before the weights load.
     dataset = build_dataset(cfg.DATASET.test, (cfg.get("PIPELINE") or {}).get("test"), where="DATASET.test")
     check_dataset(dataset)
+    select_device(cfg.get("device"))
     model = build_test_model(cfg.MODEL, weights)
     text_batch = int(cfg.DATASET.get("test_batch_size", 1))
     pair_batch = int(cfg.DATASET.get("test_pair_batch_size", DEFAULT_PAIR_BATCH_SIZE))
     if getattr(dataset, "task", None) == "multiple_choice":
         return test_multiple_choice(cfg, model, dataset, output_dir, pair_batch, amp, amp_level, progress)
     metric = _build_metric(cfg, output_dir, dataset, text_batch)
-    world = _init_distributed()
+    rank, world = join_process_group()
     logger.info(
         "scoring %d captions x %d videos (%d pairs) on %s, %d process(es), %d pairs per pass",
         dataset.num_queries, dataset.num_videos, dataset.num_queries * dataset.num_videos,
@@ -149,7 +142,7 @@ def test_model(cfg, weights, amp=False, amp_level="O1", progress=True):
     )
     elapsed = time.perf_counter() - start
     logger.info("scored in %.1f s (%.1f pairs/s)", elapsed, scores.size / max(elapsed, 1e-9))
-    if world > 1 and dist.get_rank() != 0:
+    if rank != 0:
         return None
     os.makedirs(output_dir, exist_ok=True)
     np.save(os.path.join(output_dir, SCORES_FILE), scores)
@@ -175,7 +168,7 @@ def test_multiple_choice(cfg, model, dataset, output_dir, pair_batch, amp=False,
     scores = score_pairs(model.backbone, dataset, dataset.pairs(), pair_batch_size=pair_batch, amp=amp,
                          amp_level=amp_level, progress=progress).reshape(dataset.num_questions, dataset.num_choices)
     logger.info("scored in %.1f s", time.perf_counter() - start)
-    if dist.get_world_size() > 1 and dist.get_rank() != 0:
+    if rank_and_world()[0] != 0:
         return None
     os.makedirs(output_dir, exist_ok=True)
     np.save(os.path.join(output_dir, MC_SCORES_FILE), scores)

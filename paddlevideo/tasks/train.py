@@ -31,8 +31,9 @@ from ..solver.lr import steps_every_iter
 from ..utils import amp as amp_utils
 from ..utils import checkpoint as ckpt
 from ..utils.errors import ActBertError, ConfigError, DataError, WeightsError
-from ..utils.logger import get_logger, get_rank, setup_logger
+from ..utils.logger import get_logger, setup_logger
 from ..utils.plot import plot_losses
+from ..utils.runtime import join_process_group, rank_and_world, select_device
 
 
 class NonFiniteLossError(ActBertError):
@@ -142,7 +143,7 @@ def preflight(cfg, run, weights=None, resume=None, validate=False, max_iters=Non
     # Every rate checked before any work: the schedule is built once with a placeholder length
     # (the real one needs the data), long enough for any warm-up.
     build_lr(cfg.OPTIMIZER.get("learning_rate"), 2**31, run.epochs)
-    if get_rank() == 0:
+    if rank_and_world()[0] == 0:
         ckpt.check_writable(run.output_dir)
 
 
@@ -180,28 +181,6 @@ def load_resume_state(run, resume):
     return state
 
 
-def select_device(requested):
-    """``requested`` (config ``device``), else a GPU when there is one, else the CPU."""
-    if requested:
-        try:
-            paddle.set_device(requested)
-        except (ValueError, RuntimeError) as exc:
-            raise ConfigError(f"device '{requested}' is not available: {exc}") from None
-    else:
-        has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
-        paddle.set_device("gpu" if has_gpu else "cpu")
-    return paddle.get_device()
-
-
-def init_distributed():
-    """(rank, world size); joins the process group when started by paddle.distributed.launch."""
-    world = int(os.environ.get("PADDLE_TRAINERS_NUM", 1))
-    if world > 1:
-        dist.init_parallel_env()  # gloo on CPU, NCCL on GPU
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -234,7 +213,7 @@ def build_context(cfg, run, weights, resume_state, datasets, max_iters):
     """Model, data, optimiser and AMP for this rank, restored from ``resume_state`` if given."""
     from ..modeling.builder import build_model
 
-    rank, world = init_distributed()
+    rank, world = join_process_group()
     device = select_device(run.device)
     seed = resolve_seed(run.seed, resume_state)
     seed_everything(seed)  # same seed on every rank: identical initial weights
