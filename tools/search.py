@@ -55,12 +55,11 @@ def build_engine(args, cfg):
         raise ConfigError("give the model either as -w WEIGHTS (dygraph) or as --inference-dir DIR (exported)")
     if args.inference_dir:
         from paddlevideo.retrieval.predictor import engine_for_config
-        from paddlevideo.retrieval.search import ExportedEngine
 
         engine = engine_for_config(args.inference_dir, cfg, **engine_options(args))
-        return ExportedEngine(engine), "exported:" + str(engine.info.get("weights_sha256"))
+        return engine, "exported:" + str(engine.info.get("weights_sha256"))
     from paddlevideo.retrieval.export import file_digest
-    from paddlevideo.retrieval.search import DygraphEngine
+    from paddlevideo.retrieval.scoring import DygraphScorer
     from paddlevideo.tasks.test import build_test_model, check_weights_file
 
     if args.use_gpu:
@@ -69,7 +68,7 @@ def build_engine(args, cfg):
         paddle.set_device(f"gpu:{args.gpu_id}")
     check_weights_file(args.weights, flag="-w", task="search")
     model = build_test_model(cfg.MODEL, args.weights)
-    return DygraphEngine(model.backbone), "dygraph:" + file_digest(args.weights)
+    return DygraphScorer(model.backbone), "dygraph:" + file_digest(args.weights)
 
 
 def print_results(queries, results):

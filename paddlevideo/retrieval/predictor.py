@@ -1,8 +1,8 @@
 """Paddle Inference predictors of an exported ActBERT (``tools/export_model.py``).
 
-``InferenceEngine`` runs the three exported graphs behind the interface the dygraph
-backbone offers retrieval (``encode_text``, ``encode_video``, ``match_logits``, ``eval``),
-so ``score_matrix`` and the search run on either unchanged. Encoded captions and videos
+``InferenceEngine`` runs the three exported graphs behind the scoring interface
+(``scoring.Scorer``) the dygraph backbone implements too (``DygraphScorer``), so
+``score_matrix`` and the search run on either unchanged. Encoded captions and videos
 are ``TextPrefix`` / ``VideoInputs`` holding NumPy arrays.
 
 The trailing text and region positions that are padding in every pair of a pass are cut
@@ -28,6 +28,7 @@ from .export import (
     VIDEO_INPUTS,
     read_export_info,
 )
+from .scoring import Scorer
 
 # The largest calls TensorRT is prepared for (dynamic shape ranges).
 MAX_TEXTS, MAX_VIDEOS, MAX_PAIRS = 64, 256, 4096
@@ -80,14 +81,14 @@ def predictor_config(model_file, params_file, device="cpu", cpu_threads=None, mk
     return config
 
 
-class InferenceEngine:
+class InferenceEngine(Scorer):
     """The three exported graphs of ``model_dir`` as Paddle Inference predictors.
 
     Keyword arguments go to ``predictor_config`` (device, cpu_threads, mkldnn, tensorrt,
     precision, gpu_id, gpu_memory_mb). ``info``: the export's ``export_info.json``.
     """
 
-    training = False  # what score_matrix reads of a model
+    kind = "exported"
 
     def __init__(self, model_dir, **options):
         self.model_dir = model_dir
@@ -100,11 +101,11 @@ class InferenceEngine:
                                       **options)
             self._predictors[graph] = paddle.inference.create_predictor(config)
 
-    def eval(self):
-        return self
+    def video_arrays(self, encoded):
+        return encoded  # already a dict VIDEO_FIELDS -> NumPy arrays
 
-    def train(self, mode=True):
-        return self
+    def video_from_arrays(self, arrays):
+        return arrays
 
     def _trt_shapes(self, graph):
         """(min, max, opt) shapes of a graph's inputs up to the export's limits, for TensorRT:

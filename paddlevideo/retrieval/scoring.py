@@ -28,11 +28,93 @@ import numpy as np
 import paddle
 import paddle.distributed as dist
 
-from ..fields import TEXT_KEYS, VIDEO_KEYS
+from ..fields import TEXT_KEYS, VIDEO_FIELDS, VIDEO_KEYS
+from ..utils import amp as amp_utils
 from ..utils.errors import ConfigError
 from ..utils.logger import get_logger
+from ..utils.runtime import rank_and_world
 
 DEFAULT_PAIR_BATCH_SIZE = 256
+
+
+class Scorer:
+    """What scoring needs of a model; the dygraph backbone (``DygraphScorer``) and the exported
+    predictors (``predictor.InferenceEngine``) both implement it, so ``score_matrix``,
+    ``score_pairs`` and the search run on either unchanged.
+
+    - ``encode_text(text_ids, token_type_ids, text_mask)``: int64 [B, T] each -> encoded captions;
+    - ``encode_video(image_feat, image_loc, image_mask, action_feat, action_mask)`` -> encoded videos;
+    - ``match_logits(text, video, text_index, video_index)``: matching logits float32 [P, 2]
+      (a paddle Tensor) of the pairs (text_index[k], video_index[k]);
+    - ``video_arrays(encoded)`` / ``video_from_arrays(arrays)``: encoded videos to and from a
+      dict ``VIDEO_FIELDS`` -> NumPy arrays [B, ...] (the search's cache);
+    - ``session()``: the context scoring runs in (inference mode).
+    """
+
+    kind = "scorer"
+
+    def encode_text(self, text_ids, token_type_ids=None, text_mask=None):
+        raise NotImplementedError
+
+    def encode_video(self, image_feat, image_loc, image_mask=None, action_feat=None, action_mask=None):
+        raise NotImplementedError
+
+    def match_logits(self, text, video, text_index, video_index):
+        raise NotImplementedError
+
+    def video_arrays(self, encoded):
+        raise NotImplementedError
+
+    def video_from_arrays(self, arrays):
+        raise NotImplementedError
+
+    def session(self):
+        return paddle.no_grad()
+
+
+class DygraphScorer(Scorer):
+    """``BertForMultiModalPreTraining`` (``encode_text``, ``encode_video``, ``match_logits``) as a Scorer."""
+
+    kind = "dygraph"
+
+    def __init__(self, backbone):
+        self.backbone = backbone
+
+    def encode_text(self, text_ids, token_type_ids=None, text_mask=None):
+        return self.backbone.encode_text(text_ids, token_type_ids, text_mask)
+
+    def encode_video(self, image_feat, image_loc, image_mask=None, action_feat=None, action_mask=None):
+        return self.backbone.encode_video(image_feat, image_loc, image_mask, action_feat, action_mask)
+
+    def match_logits(self, text, video, text_index, video_index):
+        return self.backbone.match_logits(text, video, text_index, video_index)
+
+    def video_arrays(self, encoded):
+        from .export import flatten_video
+
+        return {name: t.numpy() for name, t in zip(VIDEO_FIELDS, flatten_video(encoded))}
+
+    def video_from_arrays(self, arrays):
+        from .export import video_from_fields
+
+        return video_from_fields([paddle.to_tensor(arrays[name]) for name in VIDEO_FIELDS])
+
+    @contextlib.contextmanager
+    def session(self):
+        """Eval mode and no gradients; the backbone's training mode restored afterwards."""
+        was_training = self.backbone.training
+        self.backbone.eval()
+        try:
+            with paddle.no_grad():
+                yield
+        finally:
+            if was_training:
+                self.backbone.train()
+
+
+def as_scorer(model):
+    """``model`` itself when it is a Scorer, else the dygraph backbone it is, wrapped."""
+    return model if isinstance(model, Scorer) else DygraphScorer(model)
 
 
 def _stack(records, keys):
@@ -72,12 +154,11 @@ def _gather_rows(rows, num_queries, world_size):
 
 
 def _autocast(amp, amp_level):
-    """float16 autocast on GPU when asked; CPU runs float32 (its float16 kernels are slow or missing)."""
-    if amp and paddle.is_compiled_with_cuda() and "gpu" in str(paddle.get_device()):
-        return paddle.amp.auto_cast(enable=True, level=amp_level, dtype="float16")
-    if amp:
-        get_logger().warning("--amp ignored: mixed precision runs on GPU only, this run is on %s", paddle.get_device())
-    return contextlib.nullcontext()
+    """float16 autocast on GPU when asked (``utils.amp``'s plan); CPU runs float32."""
+    plan = amp_utils.resolve_amp(amp, amp_level, "float16", paddle.get_device(), purpose="scoring")
+    if plan.note:
+        get_logger().warning(plan.note)
+    return amp_utils.autocast(plan)
 
 
 def _progress(total, enabled):
@@ -87,13 +168,35 @@ def _progress(total, enabled):
     return tqdm(total=total, unit="pair", unit_scale=True, desc="scoring", disable=not enabled, dynamic_ncols=True)
 
 
-def _encode_videos(backbone, dataset, chunk):
-    """Video embeddings of all V videos in chunks of ``chunk``: list of (VideoInputs, n)."""
+def _encode_videos(scorer, dataset, chunk):
+    """Video encodings of all V videos in chunks of ``chunk``: list of (encoded videos, n)."""
     out = []
     for start in range(0, dataset.num_videos, chunk):
         records = [dataset.video(j) for j in range(start, min(start + chunk, dataset.num_videos))]
-        out.append((backbone.encode_video(**_stack(records, VIDEO_KEYS)), len(records)))
+        out.append((scorer.encode_video(**_stack(records, VIDEO_KEYS)), len(records)))
     return out
+
+
+def video_chunk(num_videos, pair_batch_size):
+    """Videos per chunk: one caption against one chunk fills a pass; when a chunk is smaller
+    than a pass (few videos), several captions share a pass."""
+    return max(1, min(num_videos, int(pair_batch_size)))
+
+
+def score_rows(scorer, captions, num_rows, videos, pair_batch_size, text_batch_size, bar):
+    """Scores of ``num_rows`` captions against encoded videos: float32 [num_rows, V].
+
+    captions(start, stop): dict TEXT_KEYS -> tensors [stop - start, T] of those rows, encoded
+    ``text_batch_size`` at a time; videos: list of (encoded chunk, n) of ``video_chunk`` videos.
+    """
+    num_videos = sum(n for _, n in videos)
+    per_pass = max(1, int(pair_batch_size) // video_chunk(num_videos, pair_batch_size))
+    rows = np.zeros((num_rows, num_videos), dtype=np.float32)
+    for start in range(0, num_rows, int(text_batch_size)):
+        stop = min(start + int(text_batch_size), num_rows)
+        prefix = scorer.encode_text(**captions(start, stop))
+        rows[start:stop] = _score_caption_block(scorer, prefix, stop - start, videos, per_pass, bar)
+    return rows
 
 
 def _score_caption_block(backbone, prefix, num_captions, videos, per_pass, bar):
@@ -129,8 +232,8 @@ def score_matrix(
 ):
     """Matching logit difference of every caption against every video: float32 [Q, V].
 
-    backbone: ``BertForMultiModalPreTraining`` (``encode_text``, ``encode_video``,
-    ``match_logits``). dataset: ``.num_queries`` Q, ``.num_videos`` V, ``.query(i)``
+    backbone: a ``Scorer``, or the dygraph ``BertForMultiModalPreTraining`` (wrapped in
+    ``DygraphScorer``). dataset: ``.num_queries`` Q, ``.num_videos`` V, ``.query(i)``
     -> text arrays [T], ``.video(j)`` -> video arrays. ``text_batch_size`` captions are
     encoded at once; ``pair_batch_size`` bounds the pairs per matching pass.
     Under ``paddle.distributed.launch`` (``distributed`` None = detect) each rank scores
@@ -138,28 +241,17 @@ def score_matrix(
     """
     if int(pair_batch_size) < 1 or int(text_batch_size) < 1:
         raise ConfigError(f"test batch sizes must be >= 1, got pairs {pair_batch_size}, captions {text_batch_size}")
-    world = dist.get_world_size() if distributed in (None, True) else 1
-    rank = dist.get_rank() if world > 1 else 0
+    scorer = as_scorer(backbone)
+    rank, world = rank_and_world() if distributed in (None, True) else (0, 1)
     queries = split_queries(dataset.num_queries, world, rank)
-    # Videos are chunked so that one caption against one chunk fills a pass; when a
-    # chunk is smaller than a pass (few videos), several captions share a pass.
-    video_chunk = max(1, min(dataset.num_videos, int(pair_batch_size)))
-    per_pass = max(1, int(pair_batch_size) // video_chunk)
-    was_training = backbone.training
-    backbone.eval()
-    rows = np.zeros((len(queries), dataset.num_videos), dtype=np.float32)
-    try:
-        with paddle.no_grad(), _autocast(amp, amp_level), _progress(rows.size, progress and rank == 0) as bar:
-            videos = _encode_videos(backbone, dataset, video_chunk)
-            for start in range(0, len(queries), int(text_batch_size)):
-                block = queries[start : start + int(text_batch_size)]
-                prefix = backbone.encode_text(**_stack([dataset.query(int(i)) for i in block], TEXT_KEYS))
-                rows[start : start + len(block)] = _score_caption_block(
-                    backbone, prefix, len(block), videos, per_pass, bar
-                )
-    finally:
-        if was_training:
-            backbone.train()
+
+    def captions(start, stop):
+        return _stack([dataset.query(int(i)) for i in queries[start:stop]], TEXT_KEYS)
+
+    total = len(queries) * dataset.num_videos
+    with scorer.session(), _autocast(amp, amp_level), _progress(total, progress and rank == 0) as bar:
+        videos = _encode_videos(scorer, dataset, video_chunk(dataset.num_videos, pair_batch_size))
+        rows = score_rows(scorer, captions, len(queries), videos, pair_batch_size, text_batch_size, bar)
     return _gather_rows(rows, dataset.num_queries, world)
 
 
@@ -177,25 +269,20 @@ def score_pairs(backbone, dataset, pairs, pair_batch_size=DEFAULT_PAIR_BATCH_SIZ
         raise ConfigError(f"test_pair_batch_size must be >= 1, got {pair_batch_size}")
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     out = np.zeros(len(pairs), dtype=np.float32)
-    was_training = backbone.training
-    backbone.eval()
-    try:
-        with paddle.no_grad(), _autocast(amp, amp_level), _progress(len(pairs), progress) as bar:
-            for start in range(0, len(pairs), int(pair_batch_size)):
-                chunk = pairs[start : start + int(pair_batch_size)]
-                queries, text_index = np.unique(chunk[:, 0], return_inverse=True)
-                videos, video_index = np.unique(chunk[:, 1], return_inverse=True)
-                prefix = backbone.encode_text(**_stack([dataset.query(int(i)) for i in queries], TEXT_KEYS))
-                video = backbone.encode_video(**_stack([dataset.video(int(j)) for j in videos], VIDEO_KEYS))
-                logits = backbone.match_logits(
-                    prefix, video, paddle.to_tensor(text_index.astype(np.int64)),
-                    paddle.to_tensor(video_index.astype(np.int64)),
-                ).astype("float32")
-                out[start : start + len(chunk)] = (logits[:, 0] - logits[:, 1]).numpy()
-                bar.update(len(chunk))
-    finally:
-        if was_training:
-            backbone.train()
+    scorer = as_scorer(backbone)
+    with scorer.session(), _autocast(amp, amp_level), _progress(len(pairs), progress) as bar:
+        for start in range(0, len(pairs), int(pair_batch_size)):
+            chunk = pairs[start : start + int(pair_batch_size)]
+            queries, text_index = np.unique(chunk[:, 0], return_inverse=True)
+            videos, video_index = np.unique(chunk[:, 1], return_inverse=True)
+            prefix = scorer.encode_text(**_stack([dataset.query(int(i)) for i in queries], TEXT_KEYS))
+            video = scorer.encode_video(**_stack([dataset.video(int(j)) for j in videos], VIDEO_KEYS))
+            logits = scorer.match_logits(
+                prefix, video, paddle.to_tensor(text_index.astype(np.int64)),
+                paddle.to_tensor(video_index.astype(np.int64)),
+            ).astype("float32")
+            out[start : start + len(chunk)] = (logits[:, 0] - logits[:, 1]).numpy()
+            bar.update(len(chunk))
     return out
 
 

@@ -7,7 +7,7 @@ encodings can be kept in a cache file, so later queries over the same collection
 that stage. A query is tokenized as the test captions are, encoded once, and scored
 against every video by the matching head (``match_logits`` in passes of
 ``pair_batch_size`` pairs), on the dygraph backbone or the exported predictors
-(``InferenceEngine``): the same scores as ``score_matrix``.
+(``InferenceEngine``), both ``scoring.Scorer``: the same scores, by the same loop, as ``score_matrix``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from ..loader.dataset.msrvtt_dataset import MSRVTTDataset
 from ..loader.store.lmdb_store import HEADER_KEY, PretrainStore, reader_env
 from ..utils.errors import ConfigError, DataError
 from ..utils.logger import get_logger
-from .export import VIDEO_FIELDS, flatten_video, video_from_fields
-from .scoring import DEFAULT_PAIR_BATCH_SIZE, TEXT_KEYS, VIDEO_KEYS, _score_caption_block, _stack
+from .export import VIDEO_FIELDS
+from .scoring import DEFAULT_PAIR_BATCH_SIZE, TEXT_KEYS, VIDEO_KEYS, _progress, _stack, score_rows, video_chunk
 
 CACHE_VERSION = 1
 # DATASET.test keys that shape a video's input (the rest name files or the captions).
@@ -129,53 +129,6 @@ class QueriesAgainst:
         return self.collection.video(j)
 
 
-# --------------------------------------------------------------------------- engines
-
-
-class DygraphEngine:
-    """The dygraph backbone with the encoded-video conversions the search's cache needs."""
-
-    kind = "dygraph"
-
-    def __init__(self, backbone):
-        self.backbone = backbone.eval()
-
-    def encode_text(self, **text):
-        return self.backbone.encode_text(**text)
-
-    def encode_video_arrays(self, **video):
-        """Video input tensors [B, ...] -> dict VIDEO_FIELDS -> NumPy arrays [B, ...]."""
-        encoded = flatten_video(self.backbone.encode_video(**video))
-        return {name: t.numpy() for name, t in zip(VIDEO_FIELDS, encoded)}
-
-    def video_from_arrays(self, arrays):
-        return video_from_fields([paddle.to_tensor(arrays[name]) for name in VIDEO_FIELDS])
-
-    def match_logits(self, *args):
-        return self.backbone.match_logits(*args)
-
-
-class ExportedEngine:
-    """``InferenceEngine`` with the same interface as DygraphEngine."""
-
-    kind = "exported"
-
-    def __init__(self, engine):
-        self.engine = engine
-
-    def encode_text(self, **text):
-        return self.engine.encode_text(**text)
-
-    def encode_video_arrays(self, **video):
-        return self.engine.encode_video(**video)
-
-    def video_from_arrays(self, arrays):
-        return arrays
-
-    def match_logits(self, *args):
-        return self.engine.match_logits(*args)
-
-
 # --------------------------------------------------------------------------- video encodings
 
 
@@ -194,15 +147,15 @@ def collection_fingerprint(collection, model_key):
 
 
 def encode_collection(engine, collection, batch_size=64, progress=True):
-    """Every video of ``collection`` encoded: dict VIDEO_FIELDS -> NumPy arrays [V, ...]."""
+    """Every video of ``collection`` encoded by the Scorer ``engine``: dict VIDEO_FIELDS -> NumPy arrays [V, ...]."""
     from tqdm import tqdm
 
     parts = []
-    with paddle.no_grad(), tqdm(total=collection.num_videos, unit="video", desc="encoding videos",
+    with engine.session(), tqdm(total=collection.num_videos, unit="video", desc="encoding videos",
                                 disable=not progress, dynamic_ncols=True) as bar:
         for start in range(0, collection.num_videos, batch_size):
             records = [collection.video(j) for j in range(start, min(start + batch_size, collection.num_videos))]
-            parts.append(engine.encode_video_arrays(**_stack(records, VIDEO_KEYS)))
+            parts.append(engine.video_arrays(engine.encode_video(**_stack(records, VIDEO_KEYS))))
             bar.update(len(records))
     return {name: np.concatenate([p[name] for p in parts]) for name in VIDEO_FIELDS}
 
@@ -242,41 +195,21 @@ def _rows(arrays, index):
     return {name: a[index] for name, a in arrays.items()}
 
 
-def score_queries(engine, text, videos, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE, progress=True, candidates=None,
-                  text_batch_size=16):
-    """Scores of every query against the encoded videos: float32 [Q, V].
+def score_queries(engine, text, videos, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE, progress=True, text_batch_size=16):
+    """Scores of every query against the encoded videos: float32 [Q, V], by ``score_matrix``'s loop.
 
-    text: dict TEXT_KEYS -> int64 [Q, T]; videos: dict VIDEO_FIELDS -> arrays [V, ...].
-    candidates: None (every video), or per query the video indices to score (int [N]);
-    the other videos get -inf. Passes hold at most ``pair_batch_size`` pairs, as in
-    ``score_matrix`` (several queries share a pass when the videos are few).
+    engine: a Scorer; text: dict TEXT_KEYS -> int64 [Q, T]; videos: dict VIDEO_FIELDS -> arrays [V, ...].
     """
-    from tqdm import tqdm
-
     num_queries, num_videos = len(text["text_ids"]), len(videos["region"])
-    scores = np.full((num_queries, num_videos), -np.inf, dtype=np.float32)
-    chunk = max(1, min(num_videos, int(pair_batch_size)))
-    pairs = num_queries * num_videos if candidates is None else sum(len(c) for c in candidates)
+    chunk = video_chunk(num_videos, pair_batch_size)
+    encoded = [(engine.video_from_arrays(_rows(videos, slice(s, s + chunk))), min(chunk, num_videos - s))
+               for s in range(0, num_videos, chunk)]
 
-    def chunks(index):
-        return [(engine.video_from_arrays(_rows(videos, index[s : s + chunk])), len(index[s : s + chunk]))
-                for s in range(0, len(index), chunk)]
+    def captions(start, stop):
+        return {k: paddle.to_tensor(text[k][start:stop]) for k in TEXT_KEYS}
 
-    with paddle.no_grad(), tqdm(total=pairs, unit="pair", unit_scale=True, desc="scoring",
-                                disable=not progress, dynamic_ncols=True) as bar:
-        every = chunks(np.arange(num_videos)) if candidates is None else None
-        block = int(text_batch_size) if candidates is None else 1
-        for start in range(0, num_queries, block):
-            rows = slice(start, min(start + block, num_queries))
-            prefix = engine.encode_text(**{k: paddle.to_tensor(text[k][rows]) for k in TEXT_KEYS})
-            n = rows.stop - rows.start
-            if candidates is None:
-                scores[rows] = _score_caption_block(engine, prefix, n, every, max(1, int(pair_batch_size) // chunk),
-                                                    bar)
-            else:
-                picked = np.asarray(candidates[start], dtype=np.int64)
-                scores[start, picked] = _score_caption_block(engine, prefix, 1, chunks(picked), 1, bar)[0]
-    return scores
+    with engine.session(), _progress(num_queries * num_videos, progress) as bar:
+        return score_rows(engine, captions, num_queries, encoded, pair_batch_size, text_batch_size, bar)
 
 
 def ranked(scores, video_ids, top):

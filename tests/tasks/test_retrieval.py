@@ -116,8 +116,8 @@ def test_split_queries_covers_every_query_once(num_queries, world):
 def test_rank_block_scores_are_the_rows_of_the_full_matrix(backbone, data_and_reference, monkeypatch):
     # Simulate rank 1 of 3 without a process group: its rows are its block of the matrix.
     data, reference = data_and_reference
-    monkeypatch.setattr(retrieval.dist, "get_world_size", lambda: 3)
-    monkeypatch.setattr(retrieval.dist, "get_rank", lambda: 1)
+    monkeypatch.setenv("PADDLE_TRAINERS_NUM", "3")
+    monkeypatch.setenv("PADDLE_TRAINER_ID", "1")
     monkeypatch.setattr(retrieval, "_gather_rows", lambda rows, q, w: rows)
     rows = score_matrix(backbone, data, pair_batch_size=8, progress=False)
     np.testing.assert_allclose(rows, reference[split_queries(7, 3, 1)], atol=1e-4, rtol=0)

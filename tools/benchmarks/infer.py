@@ -26,10 +26,8 @@ import paddle
 from paddlevideo.modeling.backbones.actbert import BertForMultiModalPreTraining
 from paddlevideo.retrieval.export import export_retrieval
 from paddlevideo.retrieval.predictor import InferenceEngine
-from paddlevideo.retrieval.scoring import score_matrix
+from paddlevideo.retrieval.scoring import DygraphScorer, score_matrix
 from paddlevideo.retrieval.search import (
-    DygraphEngine,
-    ExportedEngine,
     QueriesAgainst,
     encode_collection,
     encode_queries,
@@ -150,9 +148,9 @@ def search_latency(args, tmp):
     model_dir = os.path.join(tmp, "demo_model")
     export_retrieval(backbone, model_dir, {k: test_cfg[k] for k in FULL_LIMITS})
     threads = int(os.environ.get("OMP_NUM_THREADS", 2))
-    engines = {"dygraph": DygraphEngine(backbone),
-               "exported oneDNN on": ExportedEngine(InferenceEngine(model_dir, cpu_threads=threads, mkldnn=True)),
-               "exported oneDNN off": ExportedEngine(InferenceEngine(model_dir, cpu_threads=threads, mkldnn=False))}
+    engines = {"dygraph": DygraphScorer(backbone),
+               "exported oneDNN on": InferenceEngine(model_dir, cpu_threads=threads, mkldnn=True),
+               "exported oneDNN off": InferenceEngine(model_dir, cpu_threads=threads, mkldnn=False)}
     query = ["a person slices a tomato with a knife"]
     print(f"[search] one query, demo model ({'trained' if args.weights else 'random'} weights), "
           f"{args.pair_batch} pairs per pass; seconds, median of {args.rounds} (cold: no cache file; "
@@ -224,7 +222,7 @@ def first_stage(args, tmp):
     from tools.make_demo_data import make_demo_data
 
     backbone, cfg = demo_backbone(args.weights)
-    engine = DygraphEngine(backbone)
+    engine = DygraphScorer(backbone)
     print("[first stage] recall of the exhaustive top 10 among the top N of a cheap similarity "
           "(mean over the queries; R@1 = right video first after re-scoring the N)")
     for num_test in (100, 600):
