@@ -286,23 +286,6 @@ def score_pairs(backbone, dataset, pairs, pair_batch_size=DEFAULT_PAIR_BATCH_SIZ
     return out
 
 
-def validation_metrics(backbone, dataset, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE, text_batch_size=8):
-    """Text->video and video->text R@1/5/10, MedR, MeanR of ``dataset`` as flat names
-    (``t2v_R1``, ``t2v_MedR``, ``v2t_R5``, ...), for ``--validate`` and ``best_metric``.
-
-    The same ``score_matrix`` and ``retrieval_metrics`` as ``--test``; nothing is written.
-    """
-    from ..metrics.retrieval import retrieval_metrics
-
-    scores = score_matrix(backbone, dataset, pair_batch_size, text_batch_size, progress=False)
-    metrics = retrieval_metrics(scores, dataset.query_video_index)
-    return {f"{d}_{n.replace('@', '')}": float(metrics[d][n]) for d in ("t2v", "v2t") for n in _VALIDATION_NAMES}
-
-
-_VALIDATION_NAMES = ("R@1", "R@5", "R@10", "MedR", "MeanR")
-VALIDATION_METRICS = tuple(f"{d}_{n.replace('@', '')}" for d in ("t2v", "v2t") for n in _VALIDATION_NAMES)
-
-
 def brute_force_scores(backbone, dataset, pairs, batch_size=1):
     """Reference scoring: the full forward pass (every stream, every head) for each pair.
 
@@ -334,6 +317,8 @@ class ArrayRetrievalSet:
     [V, ...]; query_video_index int64 [Q]. For tests, benchmarks and scoring
     features that are already in memory.
     """
+
+    default_metric = "MSRVTTMetric"
 
     def __init__(self, queries, videos, query_video_index, captions=None, video_ids=None):
         self.queries, self.videos = queries, videos

@@ -25,12 +25,13 @@ import paddle.distributed as dist
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..loader.dataloader import build_dataloader
+from ..loader.dataloader import batch_size_of, build_dataloader
+from ..modeling.builder import check_training_data
 from ..solver import build_lr, build_optimizer
-from ..solver.lr import steps_every_iter
+from ..solver.lr import step_epoch, steps_every_iter
 from ..utils import amp as amp_utils
 from ..utils import checkpoint as ckpt
-from ..utils.errors import ActBertError, ConfigError, DataError, WeightsError
+from ..utils.errors import ActBertError, ConfigError, WeightsError
 from ..utils.logger import get_logger, setup_logger
 from ..utils.plot import plot_losses
 from ..utils.runtime import join_process_group, rank_and_world, select_device
@@ -111,7 +112,8 @@ class Context:
     scaler: object
     plan: amp_utils.AmpPlan
     train_loader: object
-    valid_loader: object
+    evaluator: object  # evaluation.Evaluator of DATASET.valid (None without --validate)
+    valid_data: object  # what the evaluator reads: a loader over DATASET.valid, or the set itself
     rank: int
     world_size: int
     seed: int
@@ -152,22 +154,15 @@ def open_datasets(cfg, validate):
 
     Runs before the model is built, weights are loaded or processes join: a bad
     vocabulary, caption file or record fails in the first seconds, on every rank alike.
-    A dataset may define ``check()`` (e.g. to open files its first sample does not
-    need); otherwise its first item is built.
+    (``loader.builder.check_opens``).
     """
-    from ..loader.builder import build_dataset
+    from ..loader.builder import build_dataset, check_opens
 
     data, pipes = cfg.DATASET, cfg.get("PIPELINE") or {}
     datasets = {}
     for split in ("train", "valid") if validate else ("train",):
         dataset = build_dataset(data[split], pipes.get(split), where=f"DATASET.{split}")
-        if len(dataset) == 0:
-            raise DataError(f"DATASET.{split}: the dataset is empty")
-        check = getattr(dataset, "check", None)
-        if check is not None:
-            check()
-        else:
-            dataset[0]
+        check_opens(dataset, f"DATASET.{split}")
         datasets[split] = dataset
     return datasets
 
@@ -190,23 +185,32 @@ def seed_everything(seed):
 def build_loaders(cfg, datasets, seed, rank, world):
     data = cfg.DATASET
     workers = data.get("num_workers", 0)
-    train = build_dataloader(datasets["train"], data.get("batch_size", 1), workers, shuffle=True, drop_last=True,
-                             seed=seed, rank=rank, world_size=world)
-    if "valid" not in datasets:
-        return train, None
-    valid_set = datasets["valid"]
-    if getattr(valid_set, "task", None) == "retrieval":
-        from ..retrieval.scoring import VALIDATION_METRICS
+    return build_dataloader(datasets["train"], data.get("batch_size", 1), workers, shuffle=True, drop_last=True,
+                            seed=seed, rank=rank, world_size=world)
 
-        best = cfg.get("best_metric", "loss")
-        if best not in VALIDATION_METRICS:
-            raise ConfigError(f"best_metric '{best}' is not computed on the retrieval set DATASET.valid; "
-                              f"choose one of {', '.join(VALIDATION_METRICS)} (e.g. t2v_R1 with best_mode: max)")
-        return train, valid_set  # scored whole by score_matrix (evaluate), not batched through the loss
-    valid = build_dataloader(valid_set, data.get("valid_batch_size", data.get("batch_size", 1)), workers,
-                             shuffle=False, drop_last=False, seed=seed, rank=rank, world_size=world,
-                             where="DATASET.valid")
-    return train, valid
+
+def build_validation(cfg, run, datasets, seed, rank, world, plan):
+    """(evaluator, the data it reads) for DATASET.valid, or (None, None) without validation.
+
+    The evaluator is the one of ``METRIC`` (default: the set's own; the loss for a pretraining
+    set), checked to report ``best_metric``.
+    """
+    from ..evaluation import EvalSettings, build_evaluator
+
+    if "valid" not in datasets:
+        return None, None
+    data = cfg.DATASET
+    settings = EvalSettings(split="valid", output_dir=run.output_dir, text_batch_size=8, progress=False,
+                            plan=plan, world_size=world)
+    evaluator = build_evaluator(cfg.get("METRIC"), datasets["valid"], settings)
+    evaluator.check_best_metric(run.best_metric)
+
+    def make_loader(dataset):
+        return build_dataloader(dataset, data.get("valid_batch_size", data.get("batch_size", 1)),
+                                data.get("num_workers", 0), shuffle=False, drop_last=False, seed=seed, rank=rank,
+                                world_size=world, where="DATASET.valid")
+
+    return evaluator, evaluator.data(datasets["valid"], make_loader)
 
 
 def build_context(cfg, run, weights, resume_state, datasets, max_iters):
@@ -222,20 +226,19 @@ def build_context(cfg, run, weights, resume_state, datasets, max_iters):
         from ..modeling.weights import load_model_weights
 
         load_model_weights(net, weights)
-    train_loader, valid_loader = build_loaders(cfg, datasets, seed, rank, world)
-    check_data = getattr(net, "check_training_data", None)  # e.g. enough negatives for fine-tuning
-    if check_data is not None:
-        check_data(datasets["train"], train_loader.batch_sampler.batch_size)
+    train_loader = build_loaders(cfg, datasets, seed, rank, world)
+    check_training_data(net, datasets["train"], train_loader.batch_sampler.batch_size)
     steps_per_epoch = math.ceil(len(train_loader) / run.grad_accum_steps)
     plan = amp_utils.resolve_amp(run.amp, run.amp_level, run.amp_dtype, device)
+    evaluator, valid_data = build_validation(cfg, run, datasets, seed, rank, world, plan)
     lr = build_lr(cfg.OPTIMIZER.get("learning_rate"), steps_per_epoch, run.epochs)
     optimizer = build_optimizer(cfg.OPTIMIZER, net, lr, multi_precision=plan.master_weights)
     net, optimizer = amp_utils.decorate(net, optimizer, plan)
     scaler = amp_utils.build_scaler(plan)
     model = paddle.DataParallel(net, find_unused_parameters=run.find_unused_parameters) if world > 1 else net
     paddle.seed(seed + rank)  # distinct dropout masks per rank from here on
-    ctx = Context(run, model, net, optimizer, lr, scaler, plan, train_loader, valid_loader, rank, world, seed,
-                  max_iters, vdl=open_visualdl(run, rank))
+    ctx = Context(run, model, net, optimizer, lr, scaler, plan, train_loader, evaluator, valid_data, rank, world,
+                  seed, max_iters, vdl=open_visualdl(run, rank))
     if plan.note:
         get_logger().warning(plan.note)
     return ctx
@@ -464,10 +467,6 @@ def micro_batch_groups(loader, group):
             yield batches, wait
 
 
-def batch_size_of(batch):
-    return int(next(iter(batch.values())).shape[0])
-
-
 # --------------------------------------------------------------------------- logging
 
 
@@ -567,35 +566,9 @@ def after_step(ctx, state, meter, bar, losses, batches, batch_time, reader_time)
         save_resume(ctx, state)
 
 
-def evaluate(ctx):
-    """Validation losses averaged over every sample of every rank; for a retrieval set
-    (``MSRVTTDataset``, ``MSRVTTTrainDataset`` part holdout) its retrieval metrics instead."""
-    if getattr(ctx.valid_loader, "task", None) == "retrieval":
-        from ..retrieval.scoring import validation_metrics
-
-        return validation_metrics(ctx.net.backbone, ctx.valid_loader)
-    sums, count = {}, 0
-    ctx.net.eval()
-    with paddle.no_grad():
-        for batch in ctx.valid_loader:
-            with amp_utils.autocast(ctx.plan):
-                losses = ctx.net(batch, mode="valid")
-            n = batch_size_of(batch)
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * n
-            count += n
-    ctx.net.train()
-    if ctx.world_size > 1:
-        parts = []
-        dist.all_gather_object(parts, (sums, count))
-        sums = {k: sum(p[0].get(k, 0.0) for p in parts) for k in parts[0][0]}
-        count = sum(p[1] for p in parts)
-    return {k: v / max(count, 1) for k, v in sums.items()}
-
-
 def validate_epoch(ctx, state, epoch):
     tic = time.perf_counter()
-    metrics = evaluate(ctx)
+    metrics = ctx.evaluator.evaluate(ctx.net, ctx.valid_data)
     parts = " ".join(f"{k}_avg: {v:.6f}" for k, v in metrics.items())
     get_logger().info("END epoch:%-3d val %s time: %.2f sec", epoch, parts, time.perf_counter() - tic)
     write_scalars(ctx, "val", metrics, state.global_step)
@@ -605,12 +578,9 @@ def validate_epoch(ctx, state, epoch):
 def finish_epoch(ctx, state, meter, validate):
     """Epoch-end schedule step, summary, validation and checkpoints; moves ``state`` to the next epoch."""
     epoch = state.epoch
-    if not steps_every_iter(ctx.lr) and hasattr(ctx.lr, "step"):
-        ctx.lr.step()
+    step_epoch(ctx.lr)
     log_epoch(epoch, "train", meter)
-    end_epoch = getattr(ctx.train_loader.dataset, "end_epoch", None)
-    if end_epoch is not None:  # the dataset reports the bad records it skipped this epoch
-        end_epoch(epoch)
+    ctx.train_loader.dataset.end_epoch(epoch)  # the dataset reports the bad records it skipped this epoch
     if validate and epoch % ctx.run.val_interval == 0:
         validate_epoch(ctx, state, epoch)
     state.epoch, state.batch = epoch + 1, 0

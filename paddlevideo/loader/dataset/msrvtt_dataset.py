@@ -296,7 +296,7 @@ class MSRVTTDataset:
         pipeline: optional callable applied to each ``__getitem__`` sample.
     """
 
-    task = "retrieval"  # what --test / --validate do with it
+    default_metric = "MSRVTTMetric"  # how --test / --validate evaluate it without a METRIC section
 
     def __init__(
         self,

@@ -119,7 +119,8 @@ class MSRVTTTrainDataset(MSRVTTDataset):
         if part == "holdout" and holdout_videos < 1:
             raise ConfigError("MSRVTTTrainDataset part 'holdout' needs holdout_videos >= 1")
         self.captions_path, self.split_path, self.part = str(captions_path), str(split_path), part
-        self.task = "retrieval" if part == "holdout" else "train"  # holdout: scored as a retrieval set
+        # holdout: scored as a retrieval set; the training part validates by the loss
+        self.default_metric = "MSRVTTMetric" if part == "holdout" else None
         self.holdout_videos, self.skip_bad_records = holdout_videos, bool(skip_bad_records)
         self.captions_per_video = captions_per_video or (1 if part == "holdout" else None)
         self.negatives_per_sample, self.mask_text = negatives_per_sample, bool(mask_text)
