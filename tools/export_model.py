@@ -19,8 +19,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# The defaults of MSRVTTDataset: the lengths an export is meant for when DATASET.test is absent.
-DEFAULT_LIMITS = {"max_seq_length": 36, "max_region_num": 36, "max_action_num": 5}
 
 
 def parse_args(argv=None):
@@ -35,7 +33,9 @@ def parse_args(argv=None):
 
 
 def limits_of(cfg):
-    """The longest inputs: DATASET.test's lengths, else MSRVTTDataset's defaults."""
+    """The longest inputs: DATASET.test's lengths, else the datasets' defaults."""
+    from paddlevideo.fields import DEFAULT_LIMITS
+
     test = (cfg.get("DATASET") or {}).get("test") or {}
     return {key: int(test.get(key, default)) for key, default in DEFAULT_LIMITS.items()}
 

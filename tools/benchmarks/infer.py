@@ -23,6 +23,7 @@ import time
 import numpy as np
 import paddle
 
+from paddlevideo.fields import DEFAULT_LIMITS
 from paddlevideo.modeling.backbones.actbert import BertForMultiModalPreTraining
 from paddlevideo.retrieval.export import export_retrieval
 from paddlevideo.retrieval.predictor import InferenceEngine
@@ -41,7 +42,6 @@ from .eval import make_inputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO_CONFIG = os.path.join(ROOT, "configs/multimodal/actbert/actbert_msrvtt_demo.yaml")
-FULL_LIMITS = {"max_seq_length": 36, "max_region_num": 36, "max_action_num": 5}
 
 
 def timed(fn, *args, **kwargs):
@@ -69,12 +69,12 @@ def demo_backbone(weights=None):
 def throughput(args, tmp):
     if args.size == "full":
         paddle.seed(0)
-        backbone, limits = BertForMultiModalPreTraining().eval(), FULL_LIMITS
+        backbone, limits = BertForMultiModalPreTraining().eval(), DEFAULT_LIMITS
         data = make_inputs(args.captions, args.videos, seed=1)
     else:
         backbone, cfg = demo_backbone(args.weights)
         test_cfg = demo_test_cfg(cfg, tmp)
-        limits = {k: test_cfg[k] for k in FULL_LIMITS}
+        limits = {k: test_cfg[k] for k in DEFAULT_LIMITS}
         path = os.path.join(tmp, "throughput.lmdb")
         write_demo_collection(path, args.videos)
         collection = open_collection(path, test_cfg)
@@ -146,7 +146,7 @@ def search_latency(args, tmp):
     backbone, cfg = demo_backbone(args.weights)
     test_cfg = demo_test_cfg(cfg, tmp)
     model_dir = os.path.join(tmp, "demo_model")
-    export_retrieval(backbone, model_dir, {k: test_cfg[k] for k in FULL_LIMITS})
+    export_retrieval(backbone, model_dir, {k: test_cfg[k] for k in DEFAULT_LIMITS})
     threads = int(os.environ.get("OMP_NUM_THREADS", 2))
     engines = {"dygraph": DygraphScorer(backbone),
                "exported oneDNN on": InferenceEngine(model_dir, cpu_threads=threads, mkldnn=True),

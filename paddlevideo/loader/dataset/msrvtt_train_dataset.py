@@ -33,7 +33,7 @@ import os
 
 import numpy as np
 
-from ...fields import TEXT_KEYS, VIDEO_KEYS
+from ...fields import MAX_ACTION_NUM, MAX_REGION_NUM, MAX_SEQ_LENGTH, TEXT_KEYS, VIDEO_KEYS
 from ...utils.errors import ConfigError, DataError
 from ...utils.logger import get_logger
 from ..pipelines.multimodal import RandomMask
@@ -106,7 +106,8 @@ class MSRVTTTrainDataset(MSRVTTDataset):
 
     def __init__(self, captions_path, split_path, features_path, vocab_file=None, part="train", holdout_videos=0,
                  captions_per_video=None, negatives_per_sample=0, mask_text=False, skip_bad_records=False,
-                 max_seq_length=36, max_region_num=36, max_action_num=5, global_region_from_all_boxes=True,
+                 max_seq_length=MAX_SEQ_LENGTH, max_region_num=MAX_REGION_NUM, max_action_num=MAX_ACTION_NUM,
+                 global_region_from_all_boxes=True,
                  action_mask_all_ones=True, vision_feature_dim=None, action_feature_dim=None,
                  bert_model="bert-base-uncased", padding_index=None, pipeline=None):
         if part not in ("train", "holdout"):
