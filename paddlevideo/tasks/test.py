@@ -12,11 +12,11 @@ set's own, MSRVTTMetric for an MSRVTTDataset), ``device``, ``output_dir`` (defau
 """
 
 import copy
-import os
 
 from ..retrieval.scoring import DEFAULT_PAIR_BATCH_SIZE
 from ..utils.errors import WeightsError
 from ..utils.runtime import select_device
+from ..utils.settings import RunSettings
 
 # What describe_checkpoint's answer means to a user who passed the file as -w.
 _KIND_HINTS = {
@@ -81,17 +81,18 @@ def test_model(cfg, weights, amp=False, amp_level="O1", progress=True):
     from ..evaluation import EvalSettings, build_evaluator
     from ..loader.builder import build_dataset
 
+    run = RunSettings.from_cfg(cfg)
     check_weights_file(weights)
     # The data first (queries, vocabulary, the features LMDB and its first record): a bad
     # input fails in seconds, before the weights load.
     dataset = build_dataset(cfg.DATASET.test, (cfg.get("PIPELINE") or {}).get("test"), where="DATASET.test")
     settings = EvalSettings(
-        split="test", output_dir=cfg.get("output_dir") or os.path.join("output", cfg.get("model_name", "ActBert")),
+        split="test", output_dir=run.output_dir,
         text_batch_size=int(cfg.DATASET.get("test_batch_size", 1)),
         pair_batch_size=int(cfg.DATASET.get("test_pair_batch_size", DEFAULT_PAIR_BATCH_SIZE)),
         amp=amp, amp_level=amp_level, progress=progress,
     )
     evaluator = build_evaluator(cfg.get("METRIC"), dataset, settings)
-    select_device(cfg.get("device"))
+    select_device(run.device)
     model = build_test_model(cfg.MODEL, weights)
     return evaluator.evaluate(model, dataset)

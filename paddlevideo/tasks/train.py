@@ -17,7 +17,7 @@ import random
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import paddle
@@ -35,58 +35,11 @@ from ..utils.errors import ActBertError, ConfigError, WeightsError
 from ..utils.logger import get_logger, setup_logger
 from ..utils.plot import plot_losses
 from ..utils.runtime import join_process_group, rank_and_world, select_device
+from ..utils.settings import RunSettings
 
 
 class NonFiniteLossError(ActBertError):
     """Training produced non-finite losses too many steps in a row."""
-
-
-@dataclass
-class RunSettings:
-    """The lower-case run settings of a config, with their defaults."""
-
-    model_name: str = "ActBert"
-    epochs: int = 1
-    log_interval: int = 10
-    output_dir: str = ""  # default: output/{model_name}
-    save_interval: int = 1  # epochs between {model_name}_epoch_*.pdparams/.pdopt
-    val_interval: int = 1
-    seed: int = None  # None: drawn at random, logged and kept in the resume checkpoint
-    log_level: str = "INFO"
-    device: str = None  # None: GPU when Paddle has CUDA and one is visible, else CPU
-    grad_accum_steps: int = 1  # micro-batches per optimiser step
-    checkpoint_steps: int = 0  # optimiser steps between resume checkpoints (0: at epoch ends only)
-    max_nonfinite_steps: int = 5  # consecutive skipped (non-finite) steps before stopping
-    best_metric: str = "loss"  # validation value that picks {model_name}_best.pdparams
-    best_mode: str = "min"
-    find_unused_parameters: bool = True  # ActBERT has parameters unused by the loss (value_av)
-    amp: bool = False
-    amp_level: str = "O1"
-    amp_dtype: str = "float16"
-    num_threads: int = None  # CPU threads; applied by main.py before Paddle is imported
-    use_visualdl: bool = False  # also write VisualDL scalars to {output_dir}/vdl (needs `pip install visualdl`)
-    resume_epoch: int = 0  # PaddleVideo's resume: continue after this epoch's .pdparams/.pdopt (0: off)
-
-    @classmethod
-    def from_cfg(cls, cfg, **flags):
-        """Settings from ``cfg``'s top level, then command-line ``flags`` that are not None."""
-        values = {f.name: cfg[f.name] for f in fields(cls) if cfg.get(f.name) is not None}
-        values.update({k: v for k, v in flags.items() if v is not None and v is not False})
-        run = cls(**values)
-        run.output_dir = run.output_dir or os.path.join("output", run.model_name)
-        run.check()
-        return run
-
-    def check(self):
-        for key in ("epochs", "log_interval", "save_interval", "val_interval", "grad_accum_steps",
-                    "max_nonfinite_steps"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-        if not isinstance(self.resume_epoch, int) or self.resume_epoch < 0:
-            raise ConfigError(f"resume_epoch must be an epoch number (0: start fresh), got {self.resume_epoch!r}")
-        if self.best_mode not in ("min", "max"):
-            raise ConfigError(f"best_mode must be 'min' or 'max', got {self.best_mode!r}")
 
 
 @dataclass
