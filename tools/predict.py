@@ -20,31 +20,10 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if not __package__:  # run as python tools/<tool>.py: the checkout importable (tools/_path.py)
+    import _path  # noqa: F401
 
-
-def _bool(text):
-    value = str(text).strip().lower()
-    if value not in ("true", "false", "1", "0", "yes", "no"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return value in ("true", "1", "yes")
-
-
-def add_engine_args(p):
-    """Predictor options shared with tools/search.py."""
-    p.add_argument("--use_gpu", type=_bool, default=False, help="run on GPU 0 (default false)")
-    p.add_argument("--gpu_id", type=int, default=0, help="GPU to use with --use_gpu true")
-    p.add_argument("--use_tensorrt", type=_bool, default=False, help="TensorRT on GPU (default false)")
-    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="TensorRT precision")
-    p.add_argument("--enable_mkldnn", type=_bool, default=False,
-                   help="oneDNN on CPU (default false, as PaddleVideo; measured slower here, see README)")
-    p.add_argument("--cpu_threads", type=int, default=None, help="CPU math threads (default: Paddle's)")
-
-
-def engine_options(args):
-    if args.use_gpu:
-        return {"device": "gpu", "gpu_id": args.gpu_id, "tensorrt": args.use_tensorrt, "precision": args.precision}
-    return {"device": "cpu", "mkldnn": args.enable_mkldnn, "cpu_threads": args.cpu_threads}
+from paddlevideo.retrieval.predictor import add_engine_args, engine_options  # noqa: E402
 
 
 def parse_args(argv=None):

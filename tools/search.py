@@ -23,9 +23,10 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if not __package__:  # run as python tools/<tool>.py: the checkout importable (tools/_path.py)
+    import _path  # noqa: F401
 
-from tools.predict import add_engine_args, engine_options  # noqa: E402
+from paddlevideo.retrieval.predictor import add_engine_args, engine_options  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -12,6 +12,7 @@ get the cut tensors and the resize positions of the action contexts.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 
@@ -44,6 +45,38 @@ def _numpy(x):
 def _positions(action_len, nominal, keep):
     """TrimPlan positions: the action index of each of the first ``keep`` of ``nominal`` positions."""
     return resize_index(action_len, nominal).numpy()[:keep]
+
+
+# --------------------------------------------------------------------------- command-line options
+
+
+def parse_bool(text):
+    """An argparse type: true/false, 1/0, yes/no."""
+    value = str(text).strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value in ("true", "1", "yes")
+
+
+def add_engine_args(p):
+    """The predictor options of tools/predict.py and tools/search.py (PaddleVideo's flag names)."""
+    p.add_argument("--use_gpu", type=parse_bool, default=False, help="run on GPU 0 (default false)")
+    p.add_argument("--gpu_id", type=int, default=0, help="GPU to use with --use_gpu true")
+    p.add_argument("--use_tensorrt", type=parse_bool, default=False, help="TensorRT on GPU (default false)")
+    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="TensorRT precision")
+    p.add_argument("--enable_mkldnn", type=parse_bool, default=False,
+                   help="oneDNN on CPU (default false, as PaddleVideo; measured slower here, see README)")
+    p.add_argument("--cpu_threads", type=int, default=None, help="CPU math threads (default: Paddle's)")
+
+
+def engine_options(args):
+    """``InferenceEngine`` keyword arguments of the parsed ``add_engine_args`` flags."""
+    if args.use_gpu:
+        return {"device": "gpu", "gpu_id": args.gpu_id, "tensorrt": args.use_tensorrt, "precision": args.precision}
+    return {"device": "cpu", "mkldnn": args.enable_mkldnn, "cpu_threads": args.cpu_threads}
+
+
+# --------------------------------------------------------------------------- predictors
 
 
 def predictor_config(model_file, params_file, device="cpu", cpu_threads=None, mkldnn=True, tensorrt=False,
