@@ -1,4 +1,4 @@
-"""Training: ``train_model`` orchestrates ``train_one_epoch``, ``evaluate`` and checkpoints.
+"""Training: ``train_model`` orchestrates ``train_one_epoch``, validation (the evaluator of ``METRIC``) and checkpoints.
 
 One process or many (``python -m paddle.distributed.launch --nproc_per_node N main.py``):
 each rank builds the same model from the same seed (and DataParallel broadcasts rank 0's
