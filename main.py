@@ -98,8 +98,8 @@ def run(args):
 
     resume = args.resume
     if resume == "":
-        from paddlevideo.tasks.train import RunSettings
         from paddlevideo.utils.checkpoint import resume_path
+        from paddlevideo.utils.settings import RunSettings
 
         settings = RunSettings.from_cfg(cfg)
         resume = resume_path(settings.output_dir, settings.model_name)
