@@ -38,9 +38,8 @@ ALLOWED = {
     "tasks": BASE | {"loader", "metrics", "solver", "modeling", "evaluation", "retrieval", "extraction", "schema",
                      "tasks"},
 }
-# Imports that run up a layer today and are being removed on another branch (issue 18:
-# the region extractor's pipeline helpers move out of loader/); delete the line once merged.
-KNOWN = {("modeling/extractors/frcnn_vg.py", "loader")}
+# Imports allowed to run up a layer: none.
+KNOWN = set()
 
 
 def _module_of(path, root):
@@ -141,8 +140,7 @@ def test_tools_do_not_edit_sys_path():
             if isinstance(node, ast.Attribute) and node.attr == "path" and getattr(node.value, "id", None) == "sys":
                 editing.append(path.relative_to(ROOT).as_posix())
                 break
-    # tools/extract_features.py becomes a thin command line on another branch (issue 18).
-    assert sorted(set(editing) - {"tools/extract_features.py"}) == []
+    assert editing == []
 
 
 def test_search_does_not_import_predict():
