@@ -15,10 +15,10 @@ atomically, and two trainings into one ``--out`` are refused.
 """
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if not __package__:  # run as python tools/<tool>.py: the checkout importable (tools/_path.py)
+    import _path  # noqa: F401
 
 # FIRST_STAGE keys that are not training settings (the index and the search read them).
 SEARCH_KEYS = ("index", "rerank_top")
@@ -44,10 +44,10 @@ def first_stage_settings(cfg):
 
 def run(args):
     from paddlevideo.loader.builder import build_dataset
-    from paddlevideo.modeling.export import file_digest
     from paddlevideo.retrieval.distill import distill
+    from paddlevideo.retrieval.export import file_digest
     from paddlevideo.retrieval.first_stage import RECALL_TARGET, check_first_stage_target, save_first_stage
-    from paddlevideo.tasks.search import DygraphEngine
+    from paddlevideo.retrieval.scoring import DygraphScorer
     from paddlevideo.tasks.test import build_test_model, check_weights_file
     from paddlevideo.utils.config import get_config
     from paddlevideo.utils.errors import ConfigError
@@ -64,7 +64,7 @@ def run(args):
     check_weights_file(args.weights, flag="-w", task="train_first_stage")
     with writer_lock(args.out, "--out"):
         dataset = build_dataset(train_cfg, None, where="DATASET.train")
-        engine = DygraphEngine(build_test_model(cfg.MODEL, args.weights).backbone)
+        engine = DygraphScorer(build_test_model(cfg.MODEL, args.weights).backbone)
         stage = distill(engine, dataset, settings, file_digest(args.weights), args.pair_batch_size, args.progress)
         save_first_stage(args.out, stage)
     recall = stage.meta.get("holdout_recall")

@@ -14,10 +14,10 @@ import time
 import numpy as np
 import paddle
 
-from ..tasks.search import encode_collection  # TODO(issue 18): .search once the restructure lands
 from ..utils.errors import DataError
 from ..utils.logger import get_logger
 from .first_stage import FirstStageSettings, text_arrays, text_features, train_first_stage, video_features
+from .search import encode_collection
 from .two_stage import TEXT_KEYS, pair_scores
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import paddle
 
-TEXT_KEYS = ("text_ids", "token_type_ids", "text_mask")
+from ..fields import TEXT_KEYS
 
 
 def _rows(arrays, index):

@@ -13,7 +13,7 @@ import numpy as np
 import paddle
 import pytest
 
-from paddlevideo.modeling.export import file_digest
+from paddlevideo.retrieval.export import file_digest
 from paddlevideo.retrieval.first_stage import load_first_stage
 from paddlevideo.utils.config import get_config
 from paddlevideo.utils.errors import WeightsError

@@ -33,8 +33,9 @@ import paddle
 from paddlevideo.retrieval.distill import caption_arrays, distill, encode_caption_features
 from paddlevideo.retrieval.first_stage import FirstStageSettings, recall_of_top
 from paddlevideo.retrieval.index import IndexSettings, build_index, search_index
+from paddlevideo.retrieval.scoring import ArrayRetrievalSet, DygraphScorer
+from paddlevideo.retrieval.search import encode_collection, score_queries
 from paddlevideo.retrieval.two_stage import rerank
-from paddlevideo.tasks.search import DygraphEngine, encode_collection, score_queries
 
 from .infer import DEMO_CONFIG, demo_backbone, timed
 
@@ -95,7 +96,7 @@ def quality(args, tmp):
         print("[quality] skipped: needs --weights (a trained demo model)")
         return
     backbone, _ = demo_backbone(args.weights)
-    engine = DygraphEngine(backbone)
+    engine = DygraphScorer(backbone)
     train, test, dup = demo_corpora(tmp, args.train_videos)
     settings = FirstStageSettings(seed=args.seed)
     print(f"[quality] {load()}; teacher {args.weights}")
@@ -189,12 +190,11 @@ def full_size_query(args):
     """One cached query at full size: caption encoding + index search + ActBERT on N candidates,
     against ActBERT on every video (extrapolated from the measured pairs/s)."""
     from paddlevideo.modeling.backbones.actbert import BertForMultiModalPreTraining
-    from paddlevideo.tasks.retrieval import ArrayRetrievalSet
 
     from .eval import make_inputs
 
     paddle.seed(0)
-    engine = DygraphEngine(BertForMultiModalPreTraining().eval())
+    engine = DygraphScorer(BertForMultiModalPreTraining().eval())
     queries, videos, _ = make_inputs(2, args.rerank_top, seed=1)
     cached = encode_collection(engine, ArrayRetrievalSet(queries, videos, np.zeros(2)), progress=False)
     mb = sum(a.nbytes for a in cached.values()) / len(cached["region"]) / 2**20
@@ -225,13 +225,12 @@ def full_size_query(args):
 def eval1000(args, tmp):
     """Extrapolated 1000 x 1000 evaluation at full size from rates measured here."""
     from paddlevideo.modeling.backbones.actbert import BertForMultiModalPreTraining
-    from paddlevideo.tasks.retrieval import ArrayRetrievalSet
 
     from .eval import make_inputs
 
     print(f"[eval1000] {load()}; full-size ActBERT (random weights), MSR-VTT-shaped inputs")
     paddle.seed(0)
-    engine = DygraphEngine(BertForMultiModalPreTraining().eval())
+    engine = DygraphScorer(BertForMultiModalPreTraining().eval())
     queries, videos, _ = make_inputs(args.eval_captions, args.rerank_top, seed=2)
     data = ArrayRetrievalSet(queries, videos, np.zeros(args.eval_captions))
     cached, t_videos = timed(encode_collection, engine, data, progress=False)
