@@ -17,6 +17,12 @@ and written atomically; a cache of ours for another model or collection is repla
 other file (a checkpoint given by mistake, a truncated cache) is an error and left as it is. Each query is then scored
 against every video by the matching head (exhaustive; the same scores as ``main.py
 --test``). Prints a ranked table per query and writes them as JSON (``--json``).
+
+Two-stage (``--rerank-top N`` with ``--first-stage FILE``, or ``FIRST_STAGE.rerank_top`` and
+``.file`` of the config): a first stage distilled from this model (tools/train_first_stage.py;
+refused for other weights) ranks every video by one vector each, in a faiss index
+(``--index-cache FILE`` keeps it), and ActBERT reranks only its top N. The output and the
+JSON say that the ranking is approximate (N, the first stage, the index).
 """
 
 import argparse
@@ -47,6 +53,13 @@ def parse_args(argv=None):
     p.add_argument("--pair_batch_size", type=int, default=None, help="pairs per matching pass")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.add_argument("--override", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a config value")
+    p.add_argument("--rerank-top", "--rerank_top", dest="rerank_top", type=int, default=None,
+                   help="two-stage search: ActBERT reranks the first stage's top N videos (default: "
+                        "FIRST_STAGE.rerank_top, else every video)")
+    p.add_argument("--first-stage", "--first_stage", dest="first_stage",
+                   help="first stage of tools/train_first_stage.py (default: FIRST_STAGE.file)")
+    p.add_argument("--index-cache", "--index_cache", dest="index_cache",
+                   help="file of the first stage's video index: read when it fits, else written")
     add_engine_args(p)
     return p.parse_args(argv)
 
@@ -86,6 +99,8 @@ def print_results(queries, results):
 
 
 def run(args):
+    from paddlevideo.retrieval.index import FORMAT as INDEX_FORMAT
+    from paddlevideo.retrieval.marked_file import check_target
     from paddlevideo.retrieval.search import (
         check_cache_target,
         check_top,
@@ -94,6 +109,7 @@ def run(args):
         read_queries_file,
         search,
     )
+    from paddlevideo.retrieval.two_stage import plan_from_config
     from paddlevideo.utils.config import get_config
     from paddlevideo.utils.errors import ConfigError, DataError
     from paddlevideo.utils.outfile import atomic_output, check_output_file
@@ -111,20 +127,28 @@ def run(args):
     check_output_file(out, "--json")
     if args.cache:
         check_cache_target(args.cache)  # before the model loads: a file that is not our cache is refused now
+    if args.index_cache:
+        check_target(args.index_cache, INDEX_FORMAT, "--index-cache")
     engine, model_key = build_engine(args, cfg)
+    plan = plan_from_config(cfg.get("FIRST_STAGE"), model_key.split(":", 1)[1], rerank_top=args.rerank_top,
+                            path=args.first_stage, index_cache=args.index_cache)
     collection = open_collection(args.videos, test_cfg)
     start = time.perf_counter()
     results, timings = search(engine, collection, queries, top=top, pair_batch_size=pair_batch, cache=args.cache,
-                              model_key=model_key, progress=args.progress)
+                              model_key=model_key, progress=args.progress, two_stage=plan)
     total = time.perf_counter() - start
     print_results(queries, results)
     cached = " (read from the cache)" if timings["encode_videos"] == 0 else ""
     print(f"\n{len(queries)} quer{'y' if len(queries) == 1 else 'ies'} x {collection.num_videos} videos on the "
           f"{engine.kind} model in {total:.2f} s: videos encoded in {timings['encode_videos']:.2f} s{cached}, "
           f"scored in {timings['score']:.2f} s")
+    if plan is not None:
+        print(plan.describe(collection.num_videos))
     payload = {
         "videos": args.videos, "num_videos": collection.num_videos, "model": engine.kind,
         "timings_s": {**timings, "total": total},
+        "search": {"mode": "exhaustive"} if plan is None else
+        {**plan.record(collection.num_videos, kind=plan.last["index"]), "timings_s": plan.last["timings_s"]},
         "queries": [{"query": q, "results": [{"rank": r, "video_id": v, "score": s} for r, v, s in rows]}
                     for q, rows in zip(queries, results)],
     }

@@ -21,7 +21,7 @@ if not __package__:  # run as python tools/<tool>.py: the checkout importable (t
     import _path  # noqa: F401
 
 # FIRST_STAGE keys that are not training settings (the index and the search read them).
-SEARCH_KEYS = ("index", "rerank_top")
+SEARCH_KEYS = ("index", "rerank_top", "file")
 
 
 def parse_args(argv=None):

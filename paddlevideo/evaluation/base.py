@@ -28,6 +28,7 @@ class EvalSettings:
     progress: bool = True
     plan: AmpPlan = field(default_factory=AmpPlan)
     world_size: int = 1
+    two_stage: object = None  # retrieval.two_stage.TwoStagePlan: rerank the first stage's top N only
 
     @property
     def where(self):

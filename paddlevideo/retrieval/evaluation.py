@@ -23,6 +23,7 @@ from ..utils.logger import get_logger
 from ..utils.registry import build_from_cfg
 from ..utils.runtime import join_process_group, rank_and_world
 from .scoring import score_matrix, score_pairs
+from .two_stage import record_search, two_stage_matrix
 
 SCORES_FILE = "msrvtt_scores.npy"
 MC_SCORES_FILE = "msrvtt_mc_scores.npy"
@@ -105,17 +106,23 @@ class RetrievalEvaluator(_ScoringEvaluator):
             paddle.get_device(), world, s.pair_batch_size,
         )
         start = time.perf_counter()
-        scores = score_matrix(
-            net.backbone, dataset, pair_batch_size=s.pair_batch_size, text_batch_size=s.text_batch_size,
-            amp=s.amp, amp_level=s.amp_level, progress=s.progress,
-        )
+        if s.two_stage is not None:
+            scores, record = two_stage_matrix(net.backbone, dataset, s.two_stage, s.pair_batch_size, world, s.progress)
+        else:
+            scores = score_matrix(
+                net.backbone, dataset, pair_batch_size=s.pair_batch_size, text_batch_size=s.text_batch_size,
+                amp=s.amp, amp_level=s.amp_level, progress=s.progress,
+            )
         elapsed = time.perf_counter() - start
         logger.info("scored in %.1f s (%.1f pairs/s)", elapsed, scores.size / max(elapsed, 1e-9))
         if rank != 0:
             return None
         self.save_scores(metric, retrieval_metric.METRICS_FILE, SCORES_FILE, scores)
         metric.update(scores, dataset.query_video_index)
-        return metric.accumulate()
+        metrics = metric.accumulate()
+        if s.two_stage is not None:
+            record_search(metric.output_dir, metrics, record)
+        return metrics
 
 
 @EVALUATORS.register(name="MSRVTTMCMetric")

@@ -63,7 +63,7 @@ class FirstStageSettings:
     batch_size: int = 64            # captions per step
     learning_rate: float = 2e-3
     student_temperature: float = 0.05
-    teacher_temperature: float = 1.0
+    teacher_temperature: float = 3.0   # spreads the teacher's softmax over its top few, not only its first
     contrastive_weight: float = 0.5
     holdout: float = 0.1            # fraction of the videos (and their captions) kept for the recall check
     seed: int = 0

@@ -307,14 +307,16 @@ def ranked(scores, video_ids, top):
     """The ``top`` best videos of each query: list (per query) of [(rank, video id, score)]."""
     out = []
     for row in scores:
-        order = np.argsort(-row, kind="stable")[:top]
+        order = [j for j in np.argsort(-row, kind="stable")[:top] if row[j] > -np.inf]  # -inf: not reranked
         out.append([(r + 1, video_ids[j], float(row[j])) for r, j in enumerate(order)])
     return out
 
 
 def search(engine, collection, queries, top=10, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE, cache=None, model_key="",
-           progress=True, video_batch_size=64):
-    """Rank the collection's videos for each query.
+           progress=True, video_batch_size=64, two_stage=None):
+    """Rank the collection's videos for each query: every video by ActBERT, or with ``two_stage``
+    (a ``two_stage.TwoStagePlan``) the first stage's top N only (``two_stage.last`` then holds
+    the index kind, its timings and the candidates).
 
     Returns (results: list per query of [(rank, video id, score)], timings dict in seconds:
     ``encode_videos`` (0 when read from the cache), ``load_cache``, ``score``).
@@ -337,7 +339,13 @@ def search(engine, collection, queries, top=10, pair_batch_size=DEFAULT_PAIR_BAT
         get_logger().info("video encodings of %d videos read from %s", len(collection.video_ids), cache)
     text = encode_queries(collection, queries)
     start = time.perf_counter()
-    scores = score_queries(engine, text, videos, pair_batch_size, progress)
+    if two_stage is None:
+        scores = score_queries(engine, text, videos, pair_batch_size, progress)
+    else:
+        from .two_stage import two_stage_scores
+
+        scores, two_stage.last = two_stage_scores(engine, two_stage, text, videos, pair_batch_size, score_queries,
+                                                  collection_fingerprint(collection, model_key))
     timings["score"] = time.perf_counter() - start
     return ranked(scores, collection.video_ids, min(top, collection.num_videos)), timings
 

@@ -7,10 +7,16 @@ predictor's. Videos are their cached encodings (dict of encoded fields -> arrays
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import time
+
 import numpy as np
 import paddle
 
 from ..fields import TEXT_KEYS
+from ..utils.errors import ConfigError
+from .index import IndexSettings, index_kind
 
 
 def _rows(arrays, index):
@@ -69,3 +75,132 @@ def rerank(score_fn, engine, text, videos, candidates, pair_batch_size, num_vide
         row = {k: np.asarray(text[k])[q : q + 1] for k in TEXT_KEYS}
         scores[q, picked] = score_fn(engine, row, _rows(videos, picked), pair_batch_size, False)[0]
     return scores
+
+
+# --------------------------------------------------------------------------- the plan of a run
+
+
+def check_rerank_top(value, where):
+    """``rerank_top`` as an int >= 1, or None (exhaustive); ConfigError naming ``where`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where} must be a whole number of videos, at least 1 (or null: exhaustive); got {value!r}")
+    return value
+
+
+@dataclasses.dataclass
+class TwoStagePlan:
+    """Two-stage scoring: the first stage (loaded, checked against the teacher), its file, N,
+    the index settings and, for the search, the index cache file."""
+
+    rerank_top: int
+    stage: object
+    path: str
+    index_settings: IndexSettings
+    index_cache: str | None = None
+    last: dict | None = None  # the last search's index kind, timings and candidates
+
+    def record(self, num_videos, outside=None, kind=None):
+        """What the result files record of an approximate run."""
+        n = min(self.rerank_top, num_videos)
+        out = {"mode": "two-stage (approximate)" if n < num_videos else "two-stage (every video reranked: exact)",
+               "rerank_top": n, "num_videos": int(num_videos), "first_stage": self.path,
+               "first_stage_teacher_sha256": self.stage.meta.get("teacher_sha256"),
+               "first_stage_holdout_recall": self.stage.meta.get("holdout_recall"),
+               "index": kind or index_kind(num_videos, self.index_settings)}
+        if outside is not None:
+            out["queries_whose_video_was_not_reranked"] = int(outside)
+        return out
+
+    def describe(self, num_videos):
+        n = min(self.rerank_top, num_videos)
+        if n >= num_videos:
+            return f"two-stage search with every video reranked ({num_videos}): the exhaustive ranking"
+        return (f"APPROXIMATE: ActBERT reranked the top {n} of {num_videos} videos of the {self.stage.describe()}; "
+                "videos outside them are not ranked (score -inf)")
+
+
+def plan_from_config(section, teacher_sha256, where="FIRST_STAGE", rerank_top=None, path=None, index_cache=None):
+    """The TwoStagePlan a ``FIRST_STAGE`` section (and flags, which win) asks for, or None when
+    ``rerank_top`` is unset (exhaustive). The first-stage file is loaded and checked now (its
+    teacher must be the model's weights, ``teacher_sha256``), before any scoring."""
+    from .first_stage import load_first_stage
+
+    section = dict(section or {})
+    n = check_rerank_top(rerank_top if rerank_top is not None else section.get("rerank_top"),
+                         "--rerank-top" if rerank_top is not None else f"{where}.rerank_top")
+    if n is None:
+        return None
+    path = path or section.get("file")
+    if not path:
+        raise ConfigError(f"rerank_top {n} needs the first stage: set {where}.file (or --first-stage) to the file "
+                          "of tools/train_first_stage.py")
+    if not os.path.isfile(path):
+        raise ConfigError(f"first stage {path}: file not found")
+    from .export import file_digest
+
+    stage = load_first_stage(path, teacher_sha256)
+    stage.meta["digest"] = file_digest(path)  # what a cached index was built from
+    return TwoStagePlan(n, stage, str(path), IndexSettings.from_config(section.get("index")), index_cache)
+
+
+def two_stage_scores(engine, plan, text, videos, pair_batch_size, score_fn, fingerprint=""):
+    """ActBERT's scores of each query's first-stage top N, -inf elsewhere: (float32 [Q, V], info).
+
+    The index is built over ``plan.stage``'s video vectors (or read from ``plan.index_cache``
+    when it was made for ``fingerprint``: the collection's cache key). info: the index kind
+    and the timings (``load_index``, ``build_index``, ``first_stage``, ``rerank``)."""
+    from .index import index_fingerprint, load_or_build
+
+    num_videos = len(videos["region"])
+    key = index_fingerprint(plan.stage.meta.get("digest", plan.path), fingerprint, plan.index_settings)
+    index, timings = load_or_build(plan.index_cache, key, lambda: plan.stage.video_vectors(videos), num_videos,
+                                   plan.index_settings)
+    start = time.perf_counter()
+    _, candidates = first_stage_candidates(engine, plan.stage, index, text, plan.rerank_top, plan.index_settings)
+    timings["first_stage"] = time.perf_counter() - start
+    start = time.perf_counter()
+    scores = rerank(score_fn, engine, text, videos, candidates, pair_batch_size, num_videos)
+    timings["rerank"] = time.perf_counter() - start
+    return scores, {"index": "hnsw" if hasattr(index, "hnsw") else "flat", "timings_s": timings,
+                    "candidates": candidates}
+
+
+def two_stage_matrix(backbone, dataset, plan, pair_batch_size, world=1, progress=True):
+    """``main.py --test`` with ``FIRST_STAGE.rerank_top``: (scores float32 [Q, V], with -inf outside
+    each caption's first-stage top N; the record for the metrics JSON). A caption whose video is
+    not among its N is counted and logged (its rank is then the last)."""
+    from ..utils.logger import get_logger
+    from .distill import caption_arrays
+    from .scoring import as_scorer
+    from .search import encode_collection, score_queries
+
+    if world > 1:
+        raise ConfigError("two-stage --test (FIRST_STAGE.rerank_top) runs in one process; launch it without "
+                          "paddle.distributed.launch")
+    engine = as_scorer(backbone)
+    videos = encode_collection(engine, dataset, progress=progress)
+    scores, info = two_stage_scores(engine, plan, caption_arrays(dataset), videos, pair_batch_size, score_queries)
+    truth = np.asarray(dataset.query_video_index)
+    outside = int(sum(truth[q] not in info["candidates"][q] for q in range(len(truth))))
+    logger = get_logger()
+    logger.info("%s", plan.describe(dataset.num_videos))
+    if outside:
+        logger.warning("%d of %d captions: the right video was not among the first stage's top %d (ranked last)",
+                       outside, len(truth), plan.rerank_top)
+    return scores, {**plan.record(dataset.num_videos, outside, info["index"]), "timings_s": info["timings_s"]}
+
+
+def record_search(output_dir, metrics, record):
+    """Add the two-stage ``record`` to ``metrics`` and to the metrics JSON in ``output_dir`` (rewritten atomically)."""
+    import json
+
+    from ..metrics.retrieval import METRICS_FILE
+    from ..utils.outfile import atomic_output
+
+    metrics["search"] = record
+    if output_dir:
+        path = os.path.join(output_dir, METRICS_FILE)
+        with atomic_output(path, "metrics") as f:
+            f.write(json.dumps(metrics, indent=2, default=float).encode("utf-8"))

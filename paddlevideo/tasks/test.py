@@ -70,6 +70,15 @@ def build_test_model(model_cfg, weights, flag="-w"):
     return model
 
 
+def two_stage_plan(cfg, weights):
+    """``FIRST_STAGE.rerank_top``'s two-stage plan (None: exhaustive, the default)."""
+    from ..retrieval.export import file_digest
+    from ..retrieval.two_stage import plan_from_config
+
+    section = cfg.get("FIRST_STAGE") or {}
+    return plan_from_config(section, file_digest(weights)) if section.get("rerank_top") is not None else None
+
+
 def test_model(cfg, weights, amp=False, amp_level="O1", progress=True):
     """Evaluate ``DATASET.test`` by the evaluator of ``METRIC`` (default: the dataset's own,
     e.g. MSRVTTMetric for an MSRVTTDataset) and report its metrics.
@@ -94,6 +103,7 @@ def test_model(cfg, weights, amp=False, amp_level="O1", progress=True):
         pair_batch_size=int(cfg.DATASET.get("test_pair_batch_size", DEFAULT_PAIR_BATCH_SIZE)),
         amp=amp, amp_level=amp_level, progress=progress,
     )
+    settings.two_stage = two_stage_plan(cfg, weights)  # the first stage checked before the model loads
     evaluator = build_evaluator(cfg.get("METRIC"), dataset, settings)
     select_device(run.device)
     model = build_test_model(cfg.MODEL, weights)
