@@ -395,3 +395,58 @@ def test_a_second_conversion_into_one_store_is_refused(tmp_path, capsys):
     capsys.readouterr()
     assert howto100m_to_lmdb.main(convert) == 0  # the lock went with its holder
     assert "ok: 7 clips" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- two-stage search
+
+
+def two_stage_args(tiny, tmp_path, stage, n, index=None):
+    return ["--query", "egg", "--query", "a person washes a cup", "--json", str(tmp_path / "r.json"),
+            "--first-stage", str(stage), "--rerank-top", str(n), "--index-cache", str(index or tmp_path / "i.npz")]
+
+
+def test_exported_predictor_serves_two_stage_search(tiny, tmp_path, capsys):
+    from paddlevideo.retrieval.export import file_digest
+    from paddlevideo.retrieval.first_stage import save_first_stage
+    from tests.retrieval.test_two_stage import random_stage
+
+    stage = tmp_path / "stage.npz"
+    save_first_stage(stage, random_stage(file_digest(tiny["weights"])))  # the export's weights_sha256
+    model = ["--inference-dir", str(tiny["inference"]), "--enable_mkldnn", "false"]
+    assert run_search(tiny, "--query", "egg", "--query", "a person washes a cup", "--json", str(tmp_path / "e.json"),
+                      model=model) == 0
+    assert run_search(tiny, *two_stage_args(tiny, tmp_path, stage, 6), model=model) == 0
+    exact, every = (json.loads((tmp_path / f).read_text()) for f in ("e.json", "r.json"))
+    for a, b in zip(exact["queries"], every["queries"]):
+        assert [r["video_id"] for r in a["results"]] == [r["video_id"] for r in b["results"]]
+        np.testing.assert_allclose([r["score"] for r in a["results"]], [r["score"] for r in b["results"]], atol=1e-5)
+    assert exact["search"] == {"mode": "exhaustive"}
+    assert run_search(tiny, *two_stage_args(tiny, tmp_path, stage, 2), model=model) == 0
+    assert "APPROXIMATE" in capsys.readouterr().out
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["search"]["mode"] == "two-stage (approximate)" and len(result["queries"][0]["results"]) == 2
+
+
+def test_two_stage_hostile_inputs(tiny, tmp_path, one_line):
+    from paddlevideo.retrieval.export import file_digest
+    from paddlevideo.retrieval.first_stage import save_first_stage
+    from tests.retrieval.test_two_stage import random_stage
+
+    stage = tmp_path / "stage.npz"
+    save_first_stage(stage, random_stage(file_digest(tiny["weights"])))
+    foreign = tmp_path / "notes.npz"
+    foreign.write_bytes(b"mine")
+    line = one_line(run_search(tiny, *two_stage_args(tiny, tmp_path, stage, 3, index=foreign)))
+    assert "--index-cache" in line and "left untouched" in line and foreign.read_bytes() == b"mine"
+    assert "is a file, not a folder" in one_line(
+        run_search(tiny, *two_stage_args(tiny, tmp_path, stage, 3, index=foreign / "i.npz")))  # ENOTDIR
+    assert "file not found" in one_line(run_search(tiny, *two_stage_args(tiny, tmp_path, tmp_path / "no.npz", 3)))
+    assert "not a actbert-first-stage file" in one_line(run_search(tiny, *two_stage_args(tiny, tmp_path, foreign, 3)))
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(stage.read_bytes()[:-50])
+    assert "truncated" in one_line(run_search(tiny, *two_stage_args(tiny, tmp_path, truncated, 3)))
+    for n in ("0", "-4"):
+        assert "--rerank-top must be a whole number" in one_line(run_search(tiny, *two_stage_args(tiny, tmp_path,
+                                                                                                  stage, n)))
+    assert "needs the first stage" in one_line(run_search(tiny, "--query", "egg", "--rerank-top", "3"))
+    assert not (tmp_path / "r.json").exists()
