@@ -316,7 +316,10 @@ def _step_loss(towers, text_t, video_t, queries, cand, target, settings):
     """Listwise KL over each caption's candidates + weighted in-batch contrastive loss."""
     q = towers["text"](paddle.gather(text_t, paddle.to_tensor(queries)))  # [B, D]
     b, k = cand.shape
-    v = towers["video"](paddle.gather(video_t, paddle.to_tensor(cand.reshape(-1)))).reshape([b, k, -1])
+    # Each distinct video through the tower once (a batch's B x K candidates repeat many videos).
+    used, inverse = np.unique(cand.reshape(-1), return_inverse=True)
+    v = paddle.gather(towers["video"](paddle.gather(video_t, paddle.to_tensor(used))), paddle.to_tensor(inverse))
+    v = v.reshape([b, k, -1])
     student = (q[:, None, :] * v).sum(-1)  # [B, K]
     loss = listwise_kl(student, paddle.to_tensor(target), settings.student_temperature, settings.teacher_temperature)
     if settings.contrastive_weight > 0 and b > 1:
