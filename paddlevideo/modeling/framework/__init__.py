@@ -1,2 +1,3 @@
 from .actbert import ActBert
 from .actbert_retrieval import ActBertRetrieval
+from .actbert_steps import ActBertSegmentation, ActBertStepLocalization

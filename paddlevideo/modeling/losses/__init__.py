@@ -1,2 +1,3 @@
 from .actbert_loss import ActBertLoss
 from .retrieval_loss import RetrievalMatchingLoss
+from .steps_loss import SegmentationLoss, StepLocalizationLoss
