@@ -9,5 +9,7 @@ from .base import EvalSettings, Evaluator
 from .builder import build_evaluator
 from .loss import LOSS_METRIC, LossEvaluator
 from .registry import EVALUATORS
+from .steps import COINEvaluator, CrossTaskEvaluator
 
-__all__ = ["EVALUATORS", "LOSS_METRIC", "EvalSettings", "Evaluator", "LossEvaluator", "build_evaluator"]
+__all__ = ["EVALUATORS", "LOSS_METRIC", "COINEvaluator", "CrossTaskEvaluator", "EvalSettings", "Evaluator",
+           "LossEvaluator", "build_evaluator"]

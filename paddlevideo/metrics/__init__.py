@@ -1,2 +1,2 @@
-from . import multiple_choice, retrieval
+from . import coin, crosstask, multiple_choice, retrieval
 from .registry import METRICS

@@ -5,7 +5,8 @@ Two kinds of file load:
   prefixed ``backbone.``. It may be a BERT-only initialisation (text stream and masked-LM head,
   e.g. ``bert-base-uncased.pdparams`` or ``tools/bert_to_actbert.py``'s output): the parts BERT
   has no counterpart for are then initialised from scratch and listed as such.
-- a full checkpoint (``-w``): every backbone key must be present.
+- a full checkpoint (``-w``): every backbone key must be present; the framework's own
+  parameters (a task head) are loaded when the file holds them, else left initialised.
 Any other missing key, and any shape mismatch, is a WeightsError naming the key(s).
 """
 
@@ -95,7 +96,8 @@ def describe_checkpoint(path):
             return "optimizer"
         raise
     keys = list(state)
-    if all(k.startswith(PREFIX) for k in keys):
+    # a full checkpoint: the backbone's keys prefixed, maybe beside a framework's own head
+    if any(k.startswith(PREFIX) for k in keys) and not any(k.startswith(("bert.", "cls.")) for k in keys):
         return "full"
     if not all(k.startswith(("bert.", "cls.")) for k in keys):
         return "unknown"
@@ -165,16 +167,43 @@ def load_backbone_weights(backbone, path):
 def load_model_weights(model, path):
     """Load a full checkpoint (``backbone.`` keys; bare keys accepted) into a framework model.
 
-    Every backbone key must be present: a BERT-only file belongs in MODEL.backbone.pretrained."""
-    state = strip_prefix(read_state_dict(path))
+    Every backbone key must be present: a BERT-only file belongs in MODEL.backbone.pretrained.
+    The framework's own parameters (a task head beside the backbone, e.g. ``head.weight``)
+    are loaded when the file holds them, all of them with their shapes; a file with none of
+    them (a pretrained ActBERT to fine-tune from) leaves them at their initial values, and
+    their names are kept in ``model.fresh_parameters`` (empty otherwise) for the caller."""
+    raw = read_state_dict(path)
+    own = {k: p for k, p in model.state_dict().items() if not k.startswith(PREFIX)}
+    state = strip_prefix({k: v for k, v in raw.items() if k not in own})
     try:
         arrays, report = match_state(model.backbone, state, os.fspath(path), allow_scratch=False)
     except WeightsError as exc:
         hint = " (a BERT-only initialisation? set MODEL.backbone.pretrained instead)" if _is_bert_only(state) else ""
         raise WeightsError(f"{exc}{hint}") from None
     _assign(model.backbone, arrays)
+    model.fresh_parameters = _load_own(model, own, raw, os.fspath(path))
     get_logger().info(report.summary())
     return report
+
+
+def _load_own(model, own, raw, path):
+    """Load the framework's own parameters ``own`` from ``raw``; returns the names left at their
+    initial values (all of them when ``raw`` holds none, else none)."""
+    present = [k for k in own if k in raw]
+    if not present:
+        if own:
+            get_logger().info("%s holds no weights for %s: initialised (fine-tuning starts them)", path,
+                              _names(list(own)))
+        return list(own)
+    missing = [k for k in own if k not in raw]
+    mismatched = [f"'{k}' file {list(raw[k].shape)} vs model {list(p.shape)}" for k, p in own.items()
+                  if k in raw and list(raw[k].shape) != list(p.shape)]
+    if missing or mismatched:
+        problems = ([f"{len(missing)} missing key(s): {_names(missing)}"] if missing else []) + mismatched[:SHOWN]
+        raise WeightsError(f"{path} does not fit the model's own parameters: {'; '.join(problems)}")
+    for k, p in own.items():
+        p.set_value(raw[k].astype(str(p.dtype).replace("paddle.", "")))
+    return []
 
 
 def _assign(layer, arrays):

@@ -37,6 +37,14 @@ def report_missing(what, missing, total):
                              len(missing), total, shown)
 
 
+def check_disjoint_videos(valid, train):
+    """DataError naming the videos of ``valid`` that are also in ``train`` (ids)."""
+    shared = sorted(set(valid) & set(train))
+    if shared:
+        raise DataError(f"DATASET.valid shares {len(shared)} videos with DATASET.train (e.g. {', '.join(shared[:3])}): "
+                        "validate on the test subset / part")
+
+
 def empty_text(tokenizer, length):
     """``[CLS] [SEP]`` padded to ``length``: dict of int64 [length] arrays (the text of a video-only input)."""
     ids, mask, types = tokenizer.build_input_ids([], length)
@@ -99,6 +107,14 @@ class COINDataset:
     @property
     def video_ids(self):
         return [v.video_id for v in self.videos]
+
+    def check(self):
+        """Read the first video's record whole (its sizes and values checked) before any work."""
+        self.features.get(self.videos[0].video_id)
+
+    def check_disjoint(self, train):
+        """DataError when this (validation) set shares videos with the training set ``train``."""
+        check_disjoint_videos(self.video_ids, getattr(train, "video_ids", []))
 
     def seconds(self, j):
         """T of video j (its record's rows)."""

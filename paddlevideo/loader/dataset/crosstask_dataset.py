@@ -25,7 +25,7 @@ from ..registry import DATASETS
 from ..steps import crosstask
 from ..steps.seconds import SecondFeatures, centred_start, stack_windows, window_inputs
 from ..tokenizer import load_tokenizer
-from .coin_dataset import check_positive, report_missing
+from .coin_dataset import check_disjoint_videos, check_positive, report_missing
 
 PARTS = ("train", "test")
 
@@ -101,6 +101,15 @@ class CrossTaskDataset:
     @property
     def video_ids(self):
         return [v for _, v in self.videos]
+
+    def check(self):
+        """Read the first video's record and annotation before any work."""
+        self.features.get(self.videos[0][1])
+        self.truth(0)
+
+    def check_disjoint(self, train):
+        """DataError when this (validation) set shares videos with the training set ``train``."""
+        check_disjoint_videos(self.video_ids, getattr(train, "video_ids", []))
 
     def truth(self, j):
         """Ground truth of video j: bool [T, K] (``step_matrix`` on its record's seconds)."""
