@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tools.demo_steps import make_coin_demo, make_crosstask_demo
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 GOLDEN = SHARED / "golden"
@@ -55,3 +57,20 @@ def capture_log():
     yield records
     logger.removeHandler(handler)
     logger.setLevel(old_level)
+
+
+# Small demo corpora of the step tasks (tools/demo_steps.py), written once per session and
+# shared by the reader, dataset, demo-corpus and fault tests; tests copy what they damage.
+
+@pytest.fixture(scope="session")
+def coin_demo(tmp_path_factory):
+    """(folder, demo_info) of a 60-video COIN corpus with 16-d features."""
+    out = tmp_path_factory.mktemp("coin")
+    return out, make_coin_demo(str(out), seed=5, num_videos=60, feature_dim=16)
+
+
+@pytest.fixture(scope="session")
+def crosstask_demo(tmp_path_factory):
+    """(folder, demo_info) of a CrossTask corpus, 7 annotated videos per task, 16-d features."""
+    out = tmp_path_factory.mktemp("crosstask")
+    return out, make_crosstask_demo(str(out), seed=5, videos_per_task=7, feature_dim=16)

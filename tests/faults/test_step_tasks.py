@@ -15,23 +15,9 @@ from paddlevideo.modeling import build_model, describe_checkpoint, load_model_we
 from paddlevideo.utils.config import get_config
 from paddlevideo.utils.errors import WeightsError
 from paddlevideo.utils.logger import setup_logger
-from tools.demo_steps import make_coin_demo, make_crosstask_demo
 
 CONFIGS = "configs/multimodal/actbert"
-FEATURES = ["-o", "MODEL.backbone.v_feature_size=8", "-o", "MODEL.backbone.a_feature_size=8"]
-
-
-@pytest.fixture(scope="module")
-def coin_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("coin")
-    return out, make_coin_demo(str(out), seed=2, num_videos=24, feature_dim=8)
-
-
-@pytest.fixture(scope="module")
-def crosstask_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("crosstask")
-    make_crosstask_demo(str(out), seed=2, videos_per_task=3, feature_dim=8)
-    return out
+FEATURES = ["-o", "MODEL.backbone.v_feature_size=16", "-o", "MODEL.backbone.a_feature_size=16"]
 
 
 def coin_args(data, info, out, features=None):
@@ -43,11 +29,11 @@ def coin_args(data, info, out, features=None):
     return args
 
 
-def crosstask_args(data, out, split_file=None):
+def crosstask_args(data, out, split_file):
     args = [*FEATURES, "-o", f"output_dir={out}"]
     for split in ("train", "valid", "test"):
         keys = {"root": data / "crosstask_release", "features_dir": data / "features", "vocab_file": data / "vocab.txt",
-                "split_file": split_file or data / "split.json", "n_train": 1}
+                "split_file": split_file, "n_train": 1}
         args += [x for k, v in keys.items() for x in ("-o", f"DATASET.{split}.{k}={v}")]
     return args
 
@@ -74,8 +60,8 @@ def backbone_only_checkpoint(cfg_name, overrides, path):
     return model
 
 
-def test_coin_test_refuses_a_checkpoint_without_the_head(coin_data, tmp_path, capsys):
-    data, info = coin_data
+def test_coin_test_refuses_a_checkpoint_without_the_head(coin_demo, tmp_path, capsys):
+    data, info = coin_demo
     args = coin_args(data, info, tmp_path / "out")
     weights = tmp_path / "backbone_only.pdparams"
     model = backbone_only_checkpoint("actbert_coin_demo.yaml", args[1::2], weights)
@@ -95,8 +81,8 @@ def test_coin_test_refuses_a_checkpoint_without_the_head(coin_data, tmp_path, ca
         load_model_weights(fresh, full)
 
 
-def test_metric_of_the_other_task_is_refused(coin_data, tmp_path, capsys):
-    data, info = coin_data
+def test_metric_of_the_other_task_is_refused(coin_demo, tmp_path, capsys):
+    data, info = coin_demo
     args = coin_args(data, info, tmp_path / "out")
     status, log = run(capsys, "--validate", "-c", f"{CONFIGS}/actbert_coin_demo.yaml", *args, "-o",
                       "METRIC.name=CrossTaskMetric")
@@ -104,8 +90,8 @@ def test_metric_of_the_other_task_is_refused(coin_data, tmp_path, capsys):
                    "COINMetric")
 
 
-def test_class_count_that_does_not_fit_the_head(coin_data, tmp_path, capsys):
-    data, info = coin_data
+def test_class_count_that_does_not_fit_the_head(coin_demo, tmp_path, capsys):
+    data, info = coin_demo
     args = coin_args(data, info, tmp_path / "out") + ["-o", "MODEL.num_classes=779"]
     status, log = run(capsys, "-c", f"{CONFIGS}/actbert_coin_demo.yaml", *args)
     one_line_error(status, log, f"DATASET.train has {info['num_classes']} classes", "MODEL.num_classes is 779")
@@ -117,8 +103,8 @@ def test_class_count_that_does_not_fit_the_head(coin_data, tmp_path, capsys):
     ("shapes", "inconsistent shapes"),
     ("zero", "not a readable .npz of per-second features"),
 ])
-def test_damaged_record_is_named(coin_data, tmp_path, capsys, damage, expected):
-    data, info = coin_data
+def test_damaged_record_is_named(coin_demo, tmp_path, capsys, damage, expected):
+    data, info = coin_demo
     features = tmp_path / "features"
     shutil.copytree(data / "features", features)
     videos = json.loads((data / "COIN.json").read_text())["database"]
@@ -140,18 +126,18 @@ def test_damaged_record_is_named(coin_data, tmp_path, capsys, damage, expected):
     one_line_error(status, log, str(path), expected)
 
 
-def test_crosstask_split_file_that_cannot_be_written(crosstask_data, tmp_path, capsys):
+def test_crosstask_split_file_that_cannot_be_written(crosstask_demo, tmp_path, capsys):
     # "unwritable": a path under a regular file (ENOTDIR), since root can write anywhere
     (tmp_path / "file").write_text("x")
-    args = crosstask_args(crosstask_data, tmp_path / "out", split_file=tmp_path / "file" / "split.json")
+    args = crosstask_args(crosstask_demo[0], tmp_path / "out", tmp_path / "file" / "split.json")
     status, log = run(capsys, "-c", f"{CONFIGS}/actbert_crosstask_demo.yaml", *args)
     one_line_error(status, log, "cannot write the split")
 
 
-def test_crosstask_annotation_removed_after_the_split(crosstask_data, tmp_path, capsys):
+def test_crosstask_annotation_removed_after_the_split(crosstask_demo, tmp_path, capsys):
     data = tmp_path / "ct"
-    shutil.copytree(crosstask_data, data)
-    args = crosstask_args(data, tmp_path / "out")
+    shutil.copytree(crosstask_demo[0], data)
+    args = crosstask_args(data, tmp_path / "out", data / "split.json")
     status, log = run(capsys, "-c", f"{CONFIGS}/actbert_crosstask_demo.yaml", *args, "--max_iters", "1")
     assert status in (0, None), log[-3000:]
     split = json.loads((data / "split.json").read_text())
@@ -166,8 +152,9 @@ def test_crosstask_annotation_removed_after_the_split(crosstask_data, tmp_path, 
     one_line_error(status, log, f"{task}_{vid}.csv: annotation file not found")
 
 
-def test_crosstask_metric_needs_the_test_part(crosstask_data, tmp_path, capsys):
-    args = crosstask_args(crosstask_data, tmp_path / "out") + ["-o", "DATASET.test.part=train"]
+def test_crosstask_metric_needs_the_test_part(crosstask_demo, tmp_path, capsys):
+    args = crosstask_args(crosstask_demo[0], tmp_path / "out", tmp_path / "split.json")
+    args += ["-o", "DATASET.test.part=train"]
     weights = tmp_path / "zero.pdparams"
     backbone_only_checkpoint("actbert_crosstask_demo.yaml", args[1::2], weights)
     status, log = run(capsys, "--test", "-c", f"{CONFIGS}/actbert_crosstask_demo.yaml", *args, "-w", weights)
