@@ -119,3 +119,23 @@ def test_crosstask_dataset_reads_the_extraction(extracted, tmp_path):
     for i in range(len(train)):
         item = train[i]
         assert item["step_mask"].tolist() == [1, 1] and item["label"] in (0, 1)
+
+
+def test_passes_of_seconds_give_the_record_of_one_pass(tmp_path, monkeypatch):
+    """A 12 s video is decoded in two passes (the second one seeks): the record equals the one
+    decoded in a single pass (the same frames; the detector's batches differ, hence 1e-5)."""
+    from paddlevideo.extraction import seconds as seconds_module
+
+    (tmp_path / "videos").mkdir()
+    write_video(tmp_path / "videos" / "twelvesecs1.mp4", seconds=12, fps=5, height=64, width=96, seed=4)
+    records = []
+    for per_pass in (10, 100):
+        monkeypatch.setattr(seconds_module, "SECONDS_PER_PASS", per_pass)
+        out = tmp_path / f"out{per_pass}"
+        assert extract_features.main([str(tmp_path / "videos"), "--out", str(out), "--smoke", "--per_second",
+                                      "--no_progress"]) == 0
+        records.append(read_seconds(out / "seconds" / "twelvesecs1.npz"))
+    assert len(records[0]["action"]) == 12 and (records[0]["region_count"] > 0).all()
+    np.testing.assert_array_equal(records[0]["region_count"], records[1]["region_count"])
+    for key in ("action", "regions", "boxes"):
+        np.testing.assert_allclose(records[0][key], records[1][key], rtol=1e-5, atol=1e-5)
