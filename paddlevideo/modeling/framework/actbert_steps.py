@@ -121,11 +121,13 @@ class ActBertStepLocalization(nn.Layer):
         self.backbone = build_from_cfg(backbone, BACKBONES, key="name", where="MODEL.backbone")
         self.loss = build_from_cfg(loss or {"name": "StepLocalizationLoss"}, LOSSES, key="name", where="MODEL.loss")
 
-    def pair_scores(self, texts, windows, text_index, window_index):
+    def pair_scores(self, texts, windows, text_index, window_index, prefix=None):
         """Matching logit differences [P] of pairs (text_index[p], window_index[p]) (int64 [P]);
-        ``texts``: TEXT_INPUTS [N, L]; ``windows``: VIDEO_INPUTS [W, ...] (tensors)."""
+        ``texts``: TEXT_INPUTS [N, L]; ``windows``: VIDEO_INPUTS [W, ...] (tensors); ``prefix``:
+        ``texts`` already encoded (``backbone.encode_text``), to encode them once for many windows."""
         b = self.backbone
-        prefix = b.encode_text(texts["text_ids"], texts["token_type_ids"], texts["text_mask"])
+        if prefix is None:
+            prefix = b.encode_text(texts["text_ids"], texts["token_type_ids"], texts["text_mask"])
         video = b.encode_video(windows["image_feat"], windows["image_loc"], windows["image_mask"],
                                windows["action_feat"], windows["action_mask"])
         logits = b.match_logits(prefix, video, _tensor(text_index, "int64"), _tensor(window_index, "int64"))
@@ -145,18 +147,19 @@ class ActBertStepLocalization(nn.Layer):
 
     def score_video(self, windows, texts, pair_batch_size=256):
         """Scores [T, K] (numpy float32) of every second's window (numpy [T, ...]) against every
-        step text (numpy [K, L]), without gradient; each window and text encoded once per chunk."""
+        step text (numpy [K, L]), without gradient; each text encoded once, each window once."""
         T, K = len(windows["action_feat"]), len(texts["text_ids"])
         if T == 0:
             return np.zeros((0, K), np.float32)
         per_chunk = max(1, pair_batch_size // K)  # windows per pass
-        text_tensors = {k: _tensor(v) for k, v in texts.items()}
         out = []
         with paddle.no_grad():
+            t = {k: _tensor(v) for k, v in texts.items()}
+            prefix = self.backbone.encode_text(t["text_ids"], t["token_type_ids"], t["text_mask"])
             for i in range(0, T, per_chunk):
                 chunk = {k: _tensor(v[i:i + per_chunk]) for k, v in windows.items() if k in VIDEO_INPUTS}
                 n = len(chunk["action_feat"])
-                scores = self.pair_scores(text_tensors, chunk, np.tile(np.arange(K), n), np.repeat(np.arange(n), K))
+                scores = self.pair_scores(None, chunk, np.tile(np.arange(K), n), np.repeat(np.arange(n), K), prefix)
                 out.append(scores.numpy().reshape(n, K))
         return np.concatenate(out)
 
