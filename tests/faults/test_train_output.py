@@ -21,7 +21,7 @@ import standin
 import yaml
 
 import main
-from paddlevideo.tasks.test import results_dir
+from paddlevideo.evaluation.base import results_dir
 from paddlevideo.utils import progress
 from paddlevideo.utils.writer_lock import writer_lock
 
