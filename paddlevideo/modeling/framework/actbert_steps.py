@@ -78,6 +78,8 @@ class ActBertSegmentation(nn.Layer):
     def second_logits(self, batch):
         """Window batch (TEXT_INPUTS, VIDEO_INPUTS, ``region_second``) -> logits [B, S, C]."""
         b = self.backbone
+        # every stream at every position (the backbone's reference path without its heads):
+        # the cheaper paths keep only first tokens or labelled rows, and this head reads all slots
         text = b._text_prefix(batch["text_ids"], batch["token_type_ids"], batch["text_mask"])
         video = b._video_prefix(batch["image_feat"], batch["image_loc"], batch["image_mask"], batch["action_feat"],
                                 batch["action_mask"])
