@@ -75,6 +75,9 @@ class ExtractionSettings:
             raise ConfigError(f"--subtitle_encoding: unknown encoding {self.subtitle_encoding!r}") from None
         if not isinstance(self.action_config, dict):
             raise ConfigError(f"--action_config must be a JSON object of model arguments, got {self.action_config!r}")
+        if self.per_second and self.write_npy:
+            raise ConfigError("--npy writes clips (PaddleVideo's training array); --per_second writes per-second "
+                              "records: give one of them")
         if not self.smoke and not (self.detector_weights and self.action_weights):
             raise ConfigError("--detector_weights and --action_weights are required (or --smoke: tiny random-init "
                               "extractors to try the pipeline)")

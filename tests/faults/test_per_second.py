@@ -29,6 +29,12 @@ def test_boxes_per_second_below_one(tmp_path, video, capsys, value):
     assert_one_line_error(status, log, f"--boxes_per_second must be a whole number >= 1, got {value}")
 
 
+def test_npy_is_a_clip_output(tmp_path, video, capsys):
+    status, log = extract(capsys, video, "--out", tmp_path / "out", *SMOKE, "--npy")
+    assert_one_line_error(status, log, "--npy writes clips", "--per_second writes per-second records")
+    assert not (tmp_path / "out").exists()
+
+
 def test_modes_are_never_mixed_in_one_output(tmp_path, video, capsys):
     clips, seconds = tmp_path / "clips", tmp_path / "seconds"
     assert extract(capsys, video, "--out", clips, "--smoke", "--no_progress")[0] == 0
