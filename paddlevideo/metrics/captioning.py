@@ -85,7 +85,8 @@ def caption_scores(references, hypotheses, per_segment=False):
     if not per_segment:
         return totals
     each = list(bleu_each) + [meteor_each, rouge_each, cider_each]
-    return totals, {name: {k: 100.0 * float(v) for k, v in zip(keys, scores)} for name, scores in zip(METRIC_NAMES, each)}
+    return totals, {name: {k: 100.0 * float(v) for k, v in zip(keys, scores)}
+                    for name, scores in zip(METRIC_NAMES, each)}
 
 
 def _close(meteor):

@@ -1,2 +1,3 @@
 from .actbert import ActBert
+from .actbert_caption import ActBertCaption
 from .actbert_retrieval import ActBertRetrieval

@@ -1,2 +1,3 @@
 from .actbert_loss import ActBertLoss
+from .caption_loss import CaptionLoss
 from .retrieval_loss import RetrievalMatchingLoss
