@@ -63,30 +63,37 @@ def caption_scores(references, hypotheses, per_segment=False):
     against its reference (it is kept, not dropped). With ``per_segment`` also
     {metric: {key: score x 100}} (BLEU per segment is pycocoevalcap's sentence-level one).
     """
-    _check(references, hypotheses)
+    result = score_systems(references, {"": hypotheses})[""]
+    return result if per_segment else result[0]
+
+
+def score_systems(references, systems):
+    """``caption_scores`` of several captioners against the same references, each its own corpus
+    call, sharing one tokenizer run and one METEOR process (the JVM starts are the cost):
+    {name: (totals, per segment)} for systems {name: {segment key: sentence}}."""
+    for hypotheses in systems.values():
+        _check(references, hypotheses)
     tokenizer, bleu, meteor_cls, rouge, cider = _scorers()
     keys = sorted(references)  # a fixed order: the scorers iterate the dicts
-    # Both sides in one tokenizer run (one Java start); "r"/"h" + key keeps them apart.
-    both = {**{("r", k): [{"caption": references[k]}] for k in keys},
-            **{("h", k): [{"caption": hypotheses[k] or ""}] for k in keys}}
+    # Everything in one tokenizer run; ("r"|name, key) keeps the sentences apart.
+    both = {("r", k): [{"caption": references[k]}] for k in keys}
+    for name, hypotheses in systems.items():
+        both.update({((name,), k): [{"caption": hypotheses[k] or ""}] for k in keys})
     tokens = tokenizer().tokenize(both)
     gts = {k: tokens[("r", k)] for k in keys}
-    res = {k: [tokens[("h", k)][0] if tokens[("h", k)] else ""] for k in keys}
-    bleu_scores, bleu_each = bleu(4).compute_score(gts, res, verbose=0)
-    meteor = meteor_cls()
+    meteor, results = meteor_cls(), {}
     try:
-        meteor_score, meteor_each = meteor.compute_score(gts, res)
+        for name in systems:
+            res = {k: [tokens[((name,), k)][0] if tokens[((name,), k)] else ""] for k in keys}
+            scored = [bleu(4).compute_score(gts, res, verbose=0), meteor.compute_score(gts, res),
+                      rouge().compute_score(gts, res), cider().compute_score(gts, res)]
+            values = list(scored[0][0]) + [s[0] for s in scored[1:]]
+            each = list(scored[0][1]) + [s[1] for s in scored[1:]]
+            per_segment = {n: {k: 100.0 * float(v) for k, v in zip(keys, per)} for n, per in zip(METRIC_NAMES, each)}
+            results[name] = ({n: 100.0 * float(v) for n, v in zip(METRIC_NAMES, values)}, per_segment)
     finally:
         _close(meteor)
-    rouge_score, rouge_each = rouge().compute_score(gts, res)
-    cider_score, cider_each = cider().compute_score(gts, res)
-    values = list(bleu_scores) + [meteor_score, rouge_score, cider_score]
-    totals = {name: 100.0 * float(v) for name, v in zip(METRIC_NAMES, values)}
-    if not per_segment:
-        return totals
-    each = list(bleu_each) + [meteor_each, rouge_each, cider_each]
-    return totals, {name: {k: 100.0 * float(v) for k, v in zip(keys, scores)}
-                    for name, scores in zip(METRIC_NAMES, each)}
+    return results
 
 
 def _close(meteor):
