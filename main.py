@@ -30,6 +30,8 @@ def parse_args(argv=None):
     parser.add_argument("--max_iters", type=int, help="stop after this many optimiser steps in total")
     parser.add_argument("--resume", nargs="?", const="", default=None, metavar="CHECKPOINT",
                         help="continue from a resume checkpoint (default: {output_dir}/{model_name}_resume.pdckpt)")
+    parser.add_argument("--no_progress", "--no-progress", action="store_true",
+                        help="no progress bars (they are drawn only when stderr is a terminal anyway)")
     return parser.parse_args(argv)
 
 
@@ -81,6 +83,10 @@ def run(args):
     from paddlevideo.utils.errors import ConfigError
 
     cfg = get_config(args.config, args.override)
+    if args.no_progress:
+        from paddlevideo.utils.progress import disable_progress
+
+        disable_progress()
     if args.test:
         if not (cfg.get("DATASET") or {}).get("test"):
             raise ConfigError(f"--test needs DATASET.test in {args.config} (an MSRVTTDataset)")
@@ -92,8 +98,8 @@ def run(args):
 
     resume = args.resume
     if resume == "":
-        from paddlevideo.tasks.train import RunSettings
         from paddlevideo.utils.checkpoint import resume_path
+        from paddlevideo.utils.settings import RunSettings
 
         settings = RunSettings.from_cfg(cfg)
         resume = resume_path(settings.output_dir, settings.model_name)

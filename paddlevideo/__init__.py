@@ -1,7 +1,7 @@
 """ActBERT in PaddlePaddle: models, data, training and retrieval evaluation.
 
 Importing the package fills the registries (models, datasets, pipelines, metrics,
-optimisers) so that configs can name their components.
+optimisers, evaluators) so that configs can name their components.
 """
 
 import warnings
@@ -10,7 +10,7 @@ import warnings
 # custom C++ operators; it is noise for every user of this package.
 warnings.filterwarnings("ignore", message="No ccache found")
 
-from . import loader, metrics, modeling, solver  # noqa: E402,F401
+from . import evaluation, loader, metrics, modeling, retrieval, solver  # noqa: E402,F401
 from .schema import check_components, check_text_fits_model  # noqa: E402
 from .utils.config import add_component_check  # noqa: E402
 

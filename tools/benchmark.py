@@ -15,8 +15,10 @@ same run. The code of each lives in ``tools/benchmarks/<subcommand>.py``.
 
 import argparse
 import importlib
-import os
 import sys
+
+if not __package__:  # run as python tools/<tool>.py: the checkout importable (tools/_path.py)
+    import _path  # noqa: F401
 
 SUBCOMMANDS = {
     "model": "training step and retrieval scoring against the full reference computation",
@@ -36,7 +38,6 @@ def main(argv=None):
     for name, help_text in SUBCOMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     args, rest = parser.parse_known_args(argv)
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     module = importlib.import_module(f"tools.benchmarks.{args.command}")
     return module.main(rest)
 

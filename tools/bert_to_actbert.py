@@ -22,10 +22,11 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if not __package__:  # run as python tools/<tool>.py: the checkout importable (tools/_path.py)
+    import _path  # noqa: F401
 
 from paddlevideo.utils.conversion import check_finite, check_outputs  # noqa: E402
-from paddlevideo.utils.errors import ActBertError, WeightsError  # noqa: E402
+from paddlevideo.utils.errors import WeightsError, exit_status  # noqa: E402
 
 CHECKPOINT_NAMES = ("model.safetensors", "pytorch_model.bin")
 # Body parameters ActBERT's text stream shares with BERT, after the "bert." prefix is removed.
@@ -145,19 +146,18 @@ def main(argv=None):
     parser.add_argument("--new-lm-head", action="store_true",
                         help="if the checkpoint has no masked-LM head, write a freshly initialised one")
     parser.add_argument("--seed", type=int, default=0, help="seed of --new-lm-head's initialisation")
-    args = parser.parse_args(argv)
-    try:
-        checkpoint = find_checkpoint(args.source)
-        check_outputs([args.output], [checkpoint])
-        state, mapped, skipped = convert(check_finite(read_checkpoint(checkpoint), checkpoint))
-        fresh = {}
-        if args.new_lm_head and "cls.predictions.decoder_bias" not in state:
-            fresh = new_lm_head(state, args.seed)
-            state.update(fresh)
-        save(state, args.output)
-    except ActBertError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return exit_status(run, parser.parse_args(argv))
+
+
+def run(args):
+    checkpoint = find_checkpoint(args.source)
+    check_outputs([args.output], [checkpoint])
+    state, mapped, skipped = convert(check_finite(read_checkpoint(checkpoint), checkpoint))
+    fresh = {}
+    if args.new_lm_head and "cls.predictions.decoder_bias" not in state:
+        fresh = new_lm_head(state, args.seed)
+        state.update(fresh)
+    save(state, args.output)
     for source, target, transposed in mapped:
         print(f"{source} -> {target}{' (transposed)' if transposed else ''}")
     if skipped:
@@ -169,7 +169,6 @@ def main(argv=None):
               "(--new-lm-head adds a freshly initialised one)")
     layers = len({t.split(".")[3] for _, t, _ in mapped if t.startswith("bert.encoder.layer.")})
     print(f"wrote {len(state)} tensors ({layers} text layers) from {checkpoint} to {args.output}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if not __package__:  # run as python tools/<tool>.py: the checkout importable (tools/_path.py)
+    import _path  # noqa: F401
 
 from paddlevideo.modeling.extractors.frcnn_vg import (  # noqa: E402
     BLOCKS_PER_DEPTH,
@@ -35,7 +36,7 @@ from paddlevideo.modeling.extractors.frcnn_vg import (  # noqa: E402
     read_config,
 )
 from paddlevideo.utils.conversion import check_outputs  # noqa: E402
-from paddlevideo.utils.errors import ActBertError, WeightsError  # noqa: E402
+from paddlevideo.utils.errors import WeightsError, exit_status  # noqa: E402
 from tools.bert_to_actbert import read_checkpoint  # noqa: E402
 
 CHECKPOINT = "pytorch_model.bin"
@@ -136,19 +137,17 @@ def main(argv=None):
     parser.add_argument("source", help="pytorch_model.bin, an .npz of the same names, or a folder with both files")
     parser.add_argument("output", help="the .pdparams to write (its config goes beside it as .yaml)")
     parser.add_argument("--config", help="the checkpoint's config.yaml (default: beside the checkpoint)")
-    args = parser.parse_args(argv)
-    try:
-        checkpoint, config = find_inputs(args.source, args.config)
-        check_outputs([args.output, config_path_for(args.output)], [checkpoint, config])
-        cfg = read_config(config)
-        state = convert(read_tensors(checkpoint), cfg, checkpoint)
-        write(state, cfg, args.output)
-    except ActBertError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return exit_status(run, parser.parse_args(argv))
+
+
+def run(args):
+    checkpoint, config = find_inputs(args.source, args.config)
+    check_outputs([args.output, config_path_for(args.output)], [checkpoint, config])
+    cfg = read_config(config)
+    state = convert(read_tensors(checkpoint), cfg, checkpoint)
+    write(state, cfg, args.output)
     print(f"wrote {len(state)} tensors (ResNet-{cfg.depth}, {cfg.roi_feature_dim}-d regions, "
           f"{cfg.num_classes} + 1 classes) from {checkpoint} to {args.output} and {config_path_for(args.output)}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -24,9 +24,10 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if not __package__:  # run as python tools/<tool>.py: the checkout importable (tools/_path.py)
+    import _path  # noqa: F401
 
-from paddlevideo.utils.errors import ActBertError, WeightsError  # noqa: E402
+from paddlevideo.utils.errors import WeightsError, exit_status  # noqa: E402
 
 RENAMES = ((".running_mean", "._mean"), (".running_var", "._variance"))
 
@@ -108,17 +109,15 @@ def main(argv=None):
     p.add_argument("--conv1_t_stride", type=int, default=1)
     p.add_argument("--no_max_pool", action="store_true", help="the model has no max-pool after conv1")
     p.add_argument("--shortcut_type", default="B", choices=("A", "B"))
-    args = p.parse_args(argv)
+    return exit_status(run, p.parse_args(argv))
+
+
+def run(args):
     config = {k: getattr(args, k) for k in ("depth", "n_classes", "widen_factor", "conv1_t_size", "conv1_t_stride",
                                             "no_max_pool", "shortcut_type")}
-    try:
-        model = convert(args.source, args.output, **config)
-    except ActBertError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    model = convert(args.source, args.output, **config)
     print(f"wrote {len(model.state_dict())} tensors of a 3D ResNet-{model.depth} ({model.feature_dim}-d features, "
           f"{model.n_classes} classes) to {args.output}")
-    return 0
 
 
 if __name__ == "__main__":

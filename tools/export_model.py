@@ -17,10 +17,9 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if not __package__:  # run as python tools/<tool>.py: the checkout importable (tools/_path.py)
+    import _path  # noqa: F401
 
-# The defaults of MSRVTTDataset: the lengths an export is meant for when DATASET.test is absent.
-DEFAULT_LIMITS = {"max_seq_length": 36, "max_region_num": 36, "max_action_num": 5}
 
 
 def parse_args(argv=None):
@@ -35,13 +34,15 @@ def parse_args(argv=None):
 
 
 def limits_of(cfg):
-    """The longest inputs: DATASET.test's lengths, else MSRVTTDataset's defaults."""
+    """The longest inputs: DATASET.test's lengths, else the datasets' defaults."""
+    from paddlevideo.fields import DEFAULT_LIMITS
+
     test = (cfg.get("DATASET") or {}).get("test") or {}
     return {key: int(test.get(key, default)) for key, default in DEFAULT_LIMITS.items()}
 
 
 def run(args):
-    from paddlevideo.modeling.export import check_export_target, export_retrieval
+    from paddlevideo.retrieval.export import check_export_target, export_retrieval
     from paddlevideo.tasks.test import build_test_model, check_weights_file
     from paddlevideo.utils.config import get_config
 

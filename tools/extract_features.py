@@ -45,10 +45,10 @@ or is being written by another extraction, and a failed write stop the run with 
 
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if not __package__:  # run as python tools/<tool>.py: the checkout importable (tools/_path.py)
+    import _path  # noqa: F401
 
 from paddlevideo.extraction import ExtractionSettings, parse_action_config, run  # noqa: E402
 from paddlevideo.utils.errors import exit_status  # noqa: E402

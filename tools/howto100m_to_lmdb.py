@@ -16,16 +16,18 @@ keeping ``RandomCap.caption_path`` in the config).
 """
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if not __package__:  # run as python tools/<tool>.py: the checkout importable (tools/_path.py)
+    import _path  # noqa: F401
 
 from paddlevideo.loader.pipelines.multimodal import caption_pool  # noqa: E402
 from paddlevideo.loader.store import StoreWriter, clip_from_npy_item, verify_store  # noqa: E402
 from paddlevideo.loader.store.lmdb_store import DEFAULT_MAX_SHARD_BYTES, DEFAULT_TOP_K  # noqa: E402
 from paddlevideo.loader.store.npy_source import load_npy_items  # noqa: E402
-from paddlevideo.utils import ActBertError, DataError, get_logger, setup_logger  # noqa: E402
+from paddlevideo.utils import DataError, get_logger, setup_logger  # noqa: E402
+from paddlevideo.utils.errors import exit_status  # noqa: E402
+from paddlevideo.utils.progress import progress_bar  # noqa: E402
 
 
 def parse_args(argv):
@@ -51,11 +53,7 @@ def convert(args):
     if args.captions:
         log.info("caption JSON %s: %d entries (negatives are drawn from the store's clips)",
                  args.captions, len(caption_pool(args.captions)))
-    indices = range(len(items))
-    if not args.no_progress:
-        from tqdm import tqdm
-
-        indices = tqdm(indices, desc="convert", unit="clip")
+    indices = progress_bar(range(len(items)), requested=not args.no_progress, desc="convert", unit="clip")
     added = existing = bad = 0
     with StoreWriter(args.out, top_k=args.top_k, renormalise=args.renormalise,
                      max_shard_bytes=int(args.max_shard_mb * 2**20), commit_every=args.commit_every) as writer:
@@ -81,25 +79,23 @@ def convert(args):
 def main(argv=None):
     args = parse_args(argv)
     setup_logger(level="INFO")
-    log = get_logger()
-    try:
-        if args.verify:
-            report = verify_store(args.verify, progress=not args.no_progress)
-        else:
-            if not args.npy or not args.out:
-                raise DataError("give the .npy file and --out STORE (or --verify STORE)")
-            added, existing, bad = convert(args)
-            log.info("added %d clips, %d already present, %d bad item(s) skipped", added, existing, bad)
-            report = verify_store(args.out, progress=not args.no_progress)
-        if report["complete"] is False:
-            raise DataError(f"{args.verify or args.out}: incomplete: {report['clips']} clips so far, all good (the "
-                            f"conversion did not finish; run it again to continue)")
-    except ActBertError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return exit_status(run, args)
+
+
+def run(args):
+    if args.verify:
+        report = verify_store(args.verify, progress=not args.no_progress)
+    else:
+        if not args.npy or not args.out:
+            raise DataError("give the .npy file and --out STORE (or --verify STORE)")
+        added, existing, bad = convert(args)
+        get_logger().info("added %d clips, %d already present, %d bad item(s) skipped", added, existing, bad)
+        report = verify_store(args.out, progress=not args.no_progress)
+    if report["complete"] is False:
+        raise DataError(f"{args.verify or args.out}: incomplete: {report['clips']} clips so far, all good (the "
+                        f"conversion did not finish; run it again to continue)")
     print(f"ok: {report['clips']} clips in {report['shards']} shard(s), {report['bytes'] / 1e6:.1f} MB, "
           f"dims {report['dims']}, top_k {report['top_k']}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -295,7 +295,8 @@ def main(argv=None):
 
 def steps_main(args):
     """``--task coin|crosstask|youcook2``: the corpora of tools/demo_steps.py, tools/demo_youcook2.py; exit status."""
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script
+    if not __package__:  # run as python tools/<tool>.py: the checkout importable (tools/_path.py)
+        import _path  # noqa: F401
     from paddlevideo.utils.errors import exit_status
     if args.task == "youcook2":
         from tools.demo_youcook2 import run

@@ -8,9 +8,10 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if not __package__:  # run as python tools/<tool>.py: the checkout importable (tools/_path.py)
+    import _path  # noqa: F401
 
-from paddlevideo.utils.errors import ActBertError  # noqa: E402
+from paddlevideo.utils.errors import exit_status  # noqa: E402
 from paddlevideo.utils.plot import plot_losses  # noqa: E402
 
 
@@ -18,15 +19,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("log", help="a training log written by main.py (train.log)")
     parser.add_argument("-o", "--output", help="PNG path (default: loss_curve.png beside the log)")
-    args = parser.parse_args(argv)
+    return exit_status(run, parser.parse_args(argv))
+
+
+def run(args):
     out = args.output or os.path.join(os.path.dirname(os.path.abspath(args.log)), "loss_curve.png")
-    try:
-        plot_losses(args.log, out)
-    except ActBertError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    plot_losses(args.log, out)
     print(f"wrote {out}")
-    return 0
 
 
 if __name__ == "__main__":

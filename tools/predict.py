@@ -20,39 +20,10 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if not __package__:  # run as python tools/<tool>.py: the checkout importable (tools/_path.py)
+    import _path  # noqa: F401
 
-
-def _bool(text):
-    value = str(text).strip().lower()
-    if value not in ("true", "false", "1", "0", "yes", "no"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return value in ("true", "1", "yes")
-
-
-def add_engine_args(p):
-    """Predictor options shared with tools/search.py."""
-    p.add_argument("--use_gpu", type=_bool, default=False, help="run on GPU 0 (default false)")
-    p.add_argument("--gpu_id", type=int, default=0, help="GPU to use with --use_gpu true")
-    p.add_argument("--use_tensorrt", type=_bool, default=False, help="TensorRT on GPU (default false)")
-    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="TensorRT precision")
-    p.add_argument("--enable_mkldnn", type=_bool, default=False,
-                   help="oneDNN on CPU (default false, as PaddleVideo; measured slower here, see README)")
-    p.add_argument("--cpu_threads", type=int, default=None, help="CPU math threads (default: Paddle's)")
-
-
-def engine_options(args):
-    """The predictor options of the flags; ConfigError for a thread count or GPU id below its range."""
-    from paddlevideo.utils.errors import ConfigError
-
-    if args.cpu_threads is not None and args.cpu_threads < 1:
-        raise ConfigError(f"--cpu_threads must be at least 1 (leave it out for Paddle's default), "
-                          f"got {args.cpu_threads}")
-    if args.gpu_id < 0:
-        raise ConfigError(f"--gpu_id must be 0 or more, got {args.gpu_id}")
-    if args.use_gpu:
-        return {"device": "gpu", "gpu_id": args.gpu_id, "tensorrt": args.use_tensorrt, "precision": args.precision}
-    return {"device": "cpu", "mkldnn": args.enable_mkldnn, "cpu_threads": args.cpu_threads}
+from paddlevideo.retrieval.predictor import add_engine_args, engine_options  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -74,9 +45,9 @@ def run(args):
     import numpy as np
 
     from paddlevideo.loader.builder import build_dataset
-    from paddlevideo.tasks.inference import engine_for_config
-    from paddlevideo.tasks.retrieval import score_matrix
-    from paddlevideo.tasks.search import QueriesAgainst, encode_queries, open_collection, pair_batch_size
+    from paddlevideo.retrieval.predictor import engine_for_config
+    from paddlevideo.retrieval.scoring import score_matrix
+    from paddlevideo.retrieval.search import QueriesAgainst, encode_queries, open_collection, pair_batch_size
     from paddlevideo.utils.config import get_config
     from paddlevideo.utils.errors import ConfigError
     from paddlevideo.utils.outfile import atomic_output, check_output_file

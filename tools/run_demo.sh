@@ -3,15 +3,22 @@
 #   1. install the requirements (the CPU build of PaddlePaddle only when no `paddle`
 #      module is importable, so a GPU machine keeps its paddlepaddle-gpu),
 #   2. generate the demo corpus in data/demo/,
-#   3. pretrain the small demo model on CPU (a few minutes, progress shown),
+#   3. pretrain the small demo model on CPU (a progress bar on a terminal; the whole script
+#      took 15 minutes on 2 CPU cores shared with other jobs, README "Demo"),
 #   4. evaluate zero-shot text-to-video retrieval on the held-out demo videos,
 #   5. search those videos for one held-out caption and print the top 5.
 # Environment: PYTHON (default python3), DEMO_EPOCHS (default: the config's),
-# SKIP_INSTALL=1 to use the current environment as it is.
+# SKIP_INSTALL=1 to use the current environment as it is, DEMO_OUT (default
+# output/ActBert_demo): a folder holding an earlier demo run is refused, not overwritten.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-OUT=output/ActBert_demo
+OUT=${DEMO_OUT:-output/ActBert_demo}
+
+if compgen -G "$OUT/ActBert_demo_*.pd*" >/dev/null || [ -e "$OUT/msrvtt_metrics.json" ]; then
+    echo "error: $OUT holds an earlier demo run; remove it (rm -r $OUT) or run with DEMO_OUT=another/folder" >&2
+    exit 2
+fi
 
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     if ! "$PY" -c "import paddle" >/dev/null 2>&1; then

@@ -25,9 +25,10 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if not __package__:  # run as python tools/<tool>.py: the checkout importable (tools/_path.py)
+    import _path  # noqa: F401
 
-from tools.predict import add_engine_args, engine_options  # noqa: E402
+from paddlevideo.retrieval.predictor import add_engine_args, engine_options  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -58,13 +59,12 @@ def build_engine(args, cfg):
         raise ConfigError("give the model either as -w WEIGHTS (dygraph) or as --inference-dir DIR (exported)")
     options = engine_options(args)  # checked with -w too, where the predictor options do not apply
     if args.inference_dir:
-        from paddlevideo.tasks.inference import engine_for_config
-        from paddlevideo.tasks.search import ExportedEngine
+        from paddlevideo.retrieval.predictor import engine_for_config
 
         engine = engine_for_config(args.inference_dir, cfg, **options)
-        return ExportedEngine(engine), "exported:" + str(engine.info.get("weights_sha256"))
-    from paddlevideo.modeling.export import file_digest
-    from paddlevideo.tasks.search import DygraphEngine
+        return engine, "exported:" + str(engine.info.get("weights_sha256"))
+    from paddlevideo.retrieval.export import file_digest
+    from paddlevideo.retrieval.scoring import DygraphScorer
     from paddlevideo.tasks.test import build_test_model, check_weights_file
 
     if args.use_gpu:
@@ -73,7 +73,7 @@ def build_engine(args, cfg):
         paddle.set_device(f"gpu:{args.gpu_id}")
     check_weights_file(args.weights, flag="-w", task="search")
     model = build_test_model(cfg.MODEL, args.weights)
-    return DygraphEngine(model.backbone), "dygraph:" + file_digest(args.weights)
+    return DygraphScorer(model.backbone), "dygraph:" + file_digest(args.weights)
 
 
 def print_results(queries, results):
@@ -86,7 +86,7 @@ def print_results(queries, results):
 
 
 def run(args):
-    from paddlevideo.tasks.search import (
+    from paddlevideo.retrieval.search import (
         check_cache_target,
         check_top,
         open_collection,

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..utils.errors import ActBertError, ConfigError, DataError
 from ..utils.logger import get_logger
+from ..utils.progress import progress_bar
 from ..utils.writer_lock import writer_lock
 from .frames import decode_clips, finish_windows, open_video, plan_clip
 from .inputs import ClipSpec, assign_video_ids, fixed_windows, list_videos, read_subtitles, subtitle_file
@@ -310,14 +311,12 @@ def _run_locked(settings, jobs, detector, action_model, rank, world):
 def _extract_share(settings, jobs, extractor, outputs, rank, world):
     """Extract this process's share of ``jobs``; (done, skipped, failed, clips). Only writes into
     ``outputs`` are turned into the run-level write error: a video's own faults stay its own."""
-    from tqdm import tqdm
-
     log = get_logger()
     done = skipped = failed = clips_total = 0
     assign_video_ids(jobs, outputs.claims())
     mine = jobs[rank::world]
-    bar = tqdm(mine, desc=f"extract[{rank}]" if world > 1 else "extract", unit="video",
-               disable=not settings.progress, position=rank)
+    bar = progress_bar(mine, requested=settings.progress, desc=f"extract[{rank}]" if world > 1 else "extract",
+                       unit="video", position=rank)
     for job in bar:
         status = outputs.status(job)
         if status and (status["status"] == "done" or not settings.retry_failed):

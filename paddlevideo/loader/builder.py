@@ -1,6 +1,6 @@
 """Building datasets and their pipelines from the ``DATASET`` and ``PIPELINE`` sections."""
 
-from ..utils.errors import ConfigError
+from ..utils.errors import ConfigError, DataError
 from ..utils.registry import accepted_kwargs, build_from_cfg, check_kwargs
 from .registry import DATASETS, PIPELINES
 
@@ -77,3 +77,23 @@ def build_dataset(dataset_cfg, pipeline_cfg=None, where="DATASET.train"):
         raise ConfigError(f"PIPELINE.{split}: {dataset_cfg['format']} builds its own inputs and takes no pipeline "
                           f"steps; leave PIPELINE.{split} empty")
     return build_from_cfg(dataset_cfg, DATASETS, key="format", where=where, **extra)
+
+
+def check_opens(dataset, where="DATASET.train"):
+    """Raise DataError when ``dataset`` is empty; then open it: its ``check()`` when it defines
+    one (e.g. to open files its first sample does not need), else its first sample is built."""
+    if len(dataset) == 0:
+        raise DataError(f"{where}: the dataset is empty")
+    check = getattr(dataset, "check", None)
+    if check is not None:
+        check()
+    else:
+        dataset[0]
+
+
+def check_disjoint(train, valid):
+    """Raise DataError when the validation set shares videos with the training set: a dataset
+    that can tell (``check_disjoint(train)``, e.g. a fine-tuning split list) checks it."""
+    check = getattr(valid, "check_disjoint", None)
+    if check is not None:
+        check(train)

@@ -444,3 +444,8 @@ def build_dataloader(dataset, batch_size, num_workers=0, shuffle=True, drop_last
     return BatchLoader(SeededDataset(dataset, seed), sampler, num_workers,
                        worker_init_fn=_worker_init(seed, rank) if num_workers else None,
                        stall_timeout=stall_timeout, where=where)
+
+
+def batch_size_of(batch):
+    """The number of samples B of a collated batch (dict of tensors [B, ...])."""
+    return int(next(iter(batch.values())).shape[0])

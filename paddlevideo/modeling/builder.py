@@ -12,3 +12,11 @@ def build_model(cfg):
     if pretrained:
         load_backbone_weights(model.backbone, pretrained)
     return model
+
+
+def check_training_data(model, dataset, batch_size):
+    """Before training: the framework's ``check_training_data(dataset, batch_size)`` when it
+    has one (e.g. ActBertRetrieval: enough negatives per batch), raising ConfigError."""
+    check = getattr(model, "check_training_data", None)
+    if check is not None:
+        check(dataset, batch_size)

@@ -154,3 +154,10 @@ def build_lr(lr_cfg, steps_per_epoch, epochs):
 def steps_every_iter(scheduler):
     """True when ``scheduler`` advances every optimiser step, False when every epoch."""
     return isinstance(scheduler, LRScheduler) and getattr(scheduler, "iter_step", False)
+
+
+def step_epoch(scheduler):
+    """At an epoch's end: advance a schedule that steps every epoch (not one that steps every
+    optimiser step, nor a constant rate, which has no schedule)."""
+    if isinstance(scheduler, LRScheduler) and not steps_every_iter(scheduler):
+        scheduler.step()

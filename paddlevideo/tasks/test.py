@@ -1,4 +1,4 @@
-"""``main.py --test``: MSR-VTT retrieval evaluation of a trained ActBERT checkpoint.
+"""``main.py --test``: evaluation of a trained ActBERT checkpoint on ``DATASET.test``.
 
 Everything a user can get wrong (the ``-w`` file, the dataset, the config against the
 checkpoint) is checked before scoring starts, since a full evaluation takes hours on CPU.
@@ -6,26 +6,17 @@ checkpoint) is checked before scoring starts, since a full evaluation takes hour
 Settings read: ``DATASET.test`` (the MSRVTTDataset), ``PIPELINE.test`` (may be empty),
 ``DATASET.test_batch_size`` (captions encoded together, default 1 as in PaddleVideo;
 each is scored against every video), ``DATASET.test_pair_batch_size`` (caption-video
-pairs per matching pass, default 256), ``METRIC`` (default MSRVTTMetric),
-``output_dir`` (default ``output/<model_name>``).
+pairs per matching pass, default 256), ``METRIC`` (which evaluator; default: the test
+set's own, MSRVTTMetric for an MSRVTTDataset), ``device``, ``output_dir`` (default
+``output/<model_name>``).
 """
 
 import copy
-import os
-import time
 
-import numpy as np
-import paddle
-import paddle.distributed as dist
-
-from ..metrics.registry import METRICS
-from ..utils.errors import ConfigError, DataError, WeightsError
-from ..utils.logger import get_logger
-from ..utils.registry import build_from_cfg
-from .retrieval import DEFAULT_PAIR_BATCH_SIZE, score_matrix, score_pairs
-
-SCORES_FILE = "msrvtt_scores.npy"
-MC_SCORES_FILE = "msrvtt_mc_scores.npy"
+from ..retrieval.scoring import DEFAULT_PAIR_BATCH_SIZE
+from ..utils.errors import WeightsError
+from ..utils.runtime import select_device
+from ..utils.settings import RunSettings
 
 # What describe_checkpoint's answer means to a user who passed the file as -w.
 _KIND_HINTS = {
@@ -79,107 +70,31 @@ def build_test_model(model_cfg, weights, flag="-w"):
     return model
 
 
-def check_dataset(dataset, where="DATASET.test"):
-    """Raise DataError when the test set is empty or a query's video is not in it."""
-    index = np.asarray(dataset.query_video_index, dtype=np.int64)
-    if dataset.num_queries == 0 or dataset.num_videos == 0:
-        raise DataError(f"{where}: nothing to evaluate ({dataset.num_queries} queries, {dataset.num_videos} videos)")
-    if index.shape != (dataset.num_queries,):
-        raise DataError(f"{where}: query_video_index has shape {index.shape}, expected [{dataset.num_queries}]")
-    bad = np.flatnonzero((index < 0) | (index >= dataset.num_videos))
-    if bad.size:
-        q = int(bad[0])
-        raise DataError(
-            f"{where}: query {q} ({dataset.captions[q]!r}) has no video in the features "
-            f"({bad.size} such queries); expected an index in 0..{dataset.num_videos - 1}, got {int(index[q])}"
-        )
-    if hasattr(dataset, "video"):
-        dataset.video(0)  # the first record read and checked now, not hours into scoring
-
-
-def _build_metric(cfg, output_dir, dataset, batch_size, default="MSRVTTMetric"):
-    metric_cfg = cfg.get("METRIC") or {"name": default}
-    metric = build_from_cfg(
-        metric_cfg, METRICS, where="METRIC", data_size=dataset.num_queries, batch_size=batch_size, output_dir=output_dir
-    )
-    metric.video_ids, metric.captions = list(dataset.video_ids), list(dataset.captions)
-    return metric
-
-
-def _init_distributed():
-    """Join the process group under ``paddle.distributed.launch``; the world size."""
-    world = dist.get_world_size()
-    if world > 1 and not dist.is_initialized():
-        dist.init_parallel_env()
-    return world
-
-
 def test_model(cfg, weights, amp=False, amp_level="O1", progress=True):
-    """Score every MSR-VTT test caption against every test video and report metrics.
+    """Evaluate ``DATASET.test`` by the evaluator of ``METRIC`` (default: the dataset's own,
+    e.g. MSRVTTMetric for an MSRVTTDataset) and report its metrics.
 
-    Writes ``msrvtt_metrics.json``, per-query/per-video rank CSVs, a rank histogram
-    and the score matrix ``msrvtt_scores.npy`` [Q, V] to the output directory (rank 0).
-    Returns the metrics dict on rank 0, None on the other ranks.
+    The evaluator writes its files (retrieval: ``msrvtt_metrics.json``, per-query/per-video
+    rank CSVs, a rank histogram, the score matrix ``msrvtt_scores.npy`` [Q, V]) to the
+    output directory (rank 0), or to a new ``test_<date-time>`` folder in it when it holds an
+    earlier test's (``evaluation.results_dir``). Returns the metrics dict on rank 0, None on
+    the other ranks.
     """
+    from ..evaluation import EvalSettings, build_evaluator
     from ..loader.builder import build_dataset
 
-    logger = get_logger()
-    output_dir = cfg.get("output_dir") or os.path.join("output", cfg.get("model_name", "ActBert"))
+    run = RunSettings.from_cfg(cfg)
     check_weights_file(weights)
     # The data first (queries, vocabulary, the features LMDB and its first record): a bad
     # input fails in seconds, before the weights load.
     dataset = build_dataset(cfg.DATASET.test, (cfg.get("PIPELINE") or {}).get("test"), where="DATASET.test")
-    check_dataset(dataset)
-    model = build_test_model(cfg.MODEL, weights)
-    text_batch = int(cfg.DATASET.get("test_batch_size", 1))
-    pair_batch = int(cfg.DATASET.get("test_pair_batch_size", DEFAULT_PAIR_BATCH_SIZE))
-    if getattr(dataset, "task", None) == "multiple_choice":
-        return test_multiple_choice(cfg, model, dataset, output_dir, pair_batch, amp, amp_level, progress)
-    metric = _build_metric(cfg, output_dir, dataset, text_batch)
-    world = _init_distributed()
-    logger.info(
-        "scoring %d captions x %d videos (%d pairs) on %s, %d process(es), %d pairs per pass",
-        dataset.num_queries, dataset.num_videos, dataset.num_queries * dataset.num_videos,
-        paddle.get_device(), world, pair_batch,
-    )
-    start = time.perf_counter()
-    scores = score_matrix(
-        model.backbone, dataset, pair_batch_size=pair_batch, text_batch_size=text_batch,
+    settings = EvalSettings(
+        split="test", output_dir=run.output_dir,
+        text_batch_size=int(cfg.DATASET.get("test_batch_size", 1)),
+        pair_batch_size=int(cfg.DATASET.get("test_pair_batch_size", DEFAULT_PAIR_BATCH_SIZE)),
         amp=amp, amp_level=amp_level, progress=progress,
     )
-    elapsed = time.perf_counter() - start
-    logger.info("scored in %.1f s (%.1f pairs/s)", elapsed, scores.size / max(elapsed, 1e-9))
-    if world > 1 and dist.get_rank() != 0:
-        return None
-    os.makedirs(output_dir, exist_ok=True)
-    np.save(os.path.join(output_dir, SCORES_FILE), scores)
-    metric.update(scores, dataset.query_video_index)
-    return metric.accumulate()
-
-
-def test_multiple_choice(cfg, model, dataset, output_dir, pair_batch, amp=False, amp_level="O1", progress=True):
-    """MSR-VTT multiple choice: score each question's candidates against its video, report accuracy.
-
-    Writes ``msrvtt_mc_metrics.json``, ``msrvtt_mc_predictions.csv`` and the scores
-    ``msrvtt_mc_scores.npy`` [N, C]; returns the metrics dict (on rank 0; every rank
-    scores all questions, which are few).
-    """
-    logger = get_logger()
-    metric = _build_metric(cfg, output_dir, dataset, pair_batch, default="MSRVTTMCMetric")
-    if not hasattr(metric, "question_ids"):
-        raise ConfigError(f"METRIC {type(metric).__name__} is a retrieval metric; a multiple-choice "
-                          "test set needs METRIC: {name: MSRVTTMCMetric}")
-    logger.info("scoring %d questions x %d candidates (%d videos) on %s", dataset.num_questions,
-                dataset.num_choices, dataset.num_videos, paddle.get_device())
-    start = time.perf_counter()
-    scores = score_pairs(model.backbone, dataset, dataset.pairs(), pair_batch_size=pair_batch, amp=amp,
-                         amp_level=amp_level, progress=progress).reshape(dataset.num_questions, dataset.num_choices)
-    logger.info("scored in %.1f s", time.perf_counter() - start)
-    if dist.get_world_size() > 1 and dist.get_rank() != 0:
-        return None
-    os.makedirs(output_dir, exist_ok=True)
-    np.save(os.path.join(output_dir, MC_SCORES_FILE), scores)
-    metric.question_ids = list(dataset.question_ids)
-    metric.video_ids = [dataset.video_ids[j] for j in dataset.question_video]
-    metric.update(scores, dataset.answers)
-    return metric.accumulate()
+    evaluator = build_evaluator(cfg.get("METRIC"), dataset, settings)
+    select_device(run.device)
+    model = build_test_model(cfg.MODEL, weights)
+    return evaluator.evaluate(model, dataset)

@@ -1,4 +1,4 @@
-"""Training: ``train_model`` orchestrates ``train_one_epoch``, ``evaluate`` and checkpoints.
+"""Training: ``train_model`` orchestrates ``train_one_epoch``, validation (the evaluator of ``METRIC``) and checkpoints.
 
 One process or many (``python -m paddle.distributed.launch --nproc_per_node N main.py``):
 each rank builds the same model from the same seed (and DataParallel broadcasts rank 0's
@@ -11,80 +11,36 @@ below; DATASET settings: ``batch_size``, ``valid_batch_size``, ``num_workers``.
 """
 
 import datetime
+import glob
 import math
 import os
 import random
-import sys
 import time
-from contextlib import nullcontext
-from dataclasses import dataclass, fields
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 import paddle
 import paddle.distributed as dist
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..loader.dataloader import build_dataloader
+from ..loader.dataloader import batch_size_of, build_dataloader
+from ..modeling.builder import check_training_data
 from ..solver import build_lr, build_optimizer
-from ..solver.lr import steps_every_iter
+from ..solver.lr import step_epoch, steps_every_iter
 from ..utils import amp as amp_utils
 from ..utils import checkpoint as ckpt
-from ..utils.errors import ActBertError, ConfigError, DataError, WeightsError
-from ..utils.logger import get_logger, get_rank, setup_logger
+from ..utils import progress
+from ..utils.errors import ActBertError, ConfigError, WeightsError
+from ..utils.logger import get_logger, setup_logger
 from ..utils.plot import plot_losses
+from ..utils.runtime import join_process_group, rank_and_world, select_device
+from ..utils.settings import RunSettings
+from ..utils.writer_lock import writer_lock
 
 
 class NonFiniteLossError(ActBertError):
     """Training produced non-finite losses too many steps in a row."""
-
-
-@dataclass
-class RunSettings:
-    """The lower-case run settings of a config, with their defaults."""
-
-    model_name: str = "ActBert"
-    epochs: int = 1
-    log_interval: int = 10
-    output_dir: str = ""  # default: output/{model_name}
-    save_interval: int = 1  # epochs between {model_name}_epoch_*.pdparams/.pdopt
-    val_interval: int = 1
-    seed: int = None  # None: drawn at random, logged and kept in the resume checkpoint
-    log_level: str = "INFO"
-    device: str = None  # None: GPU when Paddle has CUDA and one is visible, else CPU
-    grad_accum_steps: int = 1  # micro-batches per optimiser step
-    checkpoint_steps: int = 0  # optimiser steps between resume checkpoints (0: at epoch ends only)
-    max_nonfinite_steps: int = 5  # consecutive skipped (non-finite) steps before stopping
-    best_metric: str = "loss"  # validation value that picks {model_name}_best.pdparams
-    best_mode: str = "min"
-    find_unused_parameters: bool = True  # ActBERT has parameters unused by the loss (value_av)
-    amp: bool = False
-    amp_level: str = "O1"
-    amp_dtype: str = "float16"
-    num_threads: int = None  # CPU threads; applied by main.py before Paddle is imported
-    use_visualdl: bool = False  # also write VisualDL scalars to {output_dir}/vdl (needs `pip install visualdl`)
-    resume_epoch: int = 0  # PaddleVideo's resume: continue after this epoch's .pdparams/.pdopt (0: off)
-
-    @classmethod
-    def from_cfg(cls, cfg, **flags):
-        """Settings from ``cfg``'s top level, then command-line ``flags`` that are not None."""
-        values = {f.name: cfg[f.name] for f in fields(cls) if cfg.get(f.name) is not None}
-        values.update({k: v for k, v in flags.items() if v is not None and v is not False})
-        run = cls(**values)
-        run.output_dir = run.output_dir or os.path.join("output", run.model_name)
-        run.check()
-        return run
-
-    def check(self):
-        for key in ("epochs", "log_interval", "save_interval", "val_interval", "grad_accum_steps",
-                    "max_nonfinite_steps"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-        if not isinstance(self.resume_epoch, int) or self.resume_epoch < 0:
-            raise ConfigError(f"resume_epoch must be an epoch number (0: start fresh), got {self.resume_epoch!r}")
-        if self.best_mode not in ("min", "max"):
-            raise ConfigError(f"best_mode must be 'min' or 'max', got {self.best_mode!r}")
 
 
 @dataclass
@@ -110,7 +66,8 @@ class Context:
     scaler: object
     plan: amp_utils.AmpPlan
     train_loader: object
-    valid_loader: object
+    evaluator: object  # evaluation.Evaluator of DATASET.valid (None without --validate)
+    valid_data: object  # what the evaluator reads: a loader over DATASET.valid, or the set itself
     rank: int
     world_size: int
     seed: int
@@ -142,8 +99,43 @@ def preflight(cfg, run, weights=None, resume=None, validate=False, max_iters=Non
     # Every rate checked before any work: the schedule is built once with a placeholder length
     # (the real one needs the data), long enough for any warm-up.
     build_lr(cfg.OPTIMIZER.get("learning_rate"), 2**31, run.epochs)
-    if get_rank() == 0:
+    if rank_and_world()[0] == 0:
         ckpt.check_writable(run.output_dir)
+
+
+class OutputDirTakenError(ActBertError):
+    """``output_dir`` holds an earlier run's checkpoints and this run does not continue it."""
+
+
+def earlier_checkpoints(output_dir, model_name):
+    """Names of the ``{model_name}`` checkpoints already in ``output_dir`` (sorted)."""
+    found = glob.glob(os.path.join(glob.escape(output_dir), glob.escape(model_name) + "_epoch_*.pdparams"))
+    found += [p for p in (ckpt.best_path(output_dir, model_name), ckpt.resume_path(output_dir, model_name))
+              if os.path.exists(p)]
+    return sorted(os.path.basename(p) for p in found)
+
+
+@contextmanager
+def claim_output_dir(run, continuing):
+    """Make ``output_dir`` this run's for its whole life, on rank 0 (the only writer).
+
+    A second training into the same folder at the same time is refused (``writer_lock``:
+    one line naming the holder; released by the kernel even on ``kill -9``). A new run
+    into a folder that holds an earlier run's checkpoints is refused too, unless it
+    continues that run (``--resume``, ``resume_epoch``): its epoch, best and resume files
+    would be overwritten one by one, and the two runs' files mixed.
+    """
+    if rank_and_world()[0] != 0:
+        yield
+        return
+    with writer_lock(run.output_dir, "training output_dir"):
+        names = [] if continuing else earlier_checkpoints(run.output_dir, run.model_name)
+        if names:
+            listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            raise OutputDirTakenError(
+                f"output_dir {run.output_dir} already holds a run of {run.model_name} ({listed}); continue it with "
+                "--resume, write this run elsewhere with -o output_dir=DIR, or remove those files first")
+        yield
 
 
 def open_datasets(cfg, validate):
@@ -151,26 +143,18 @@ def open_datasets(cfg, validate):
 
     Runs before the model is built, weights are loaded or processes join: a bad
     vocabulary, caption file or record fails in the first seconds, on every rank alike.
-    A dataset may define ``check()`` (e.g. to open files its first sample does not
-    need); otherwise its first item is built.
+    (``loader.builder.check_opens``).
     """
-    from ..loader.builder import build_dataset
+    from ..loader.builder import build_dataset, check_disjoint, check_opens
 
     data, pipes = cfg.DATASET, cfg.get("PIPELINE") or {}
     datasets = {}
     for split in ("train", "valid") if validate else ("train",):
         dataset = build_dataset(data[split], pipes.get(split), where=f"DATASET.{split}")
-        if len(dataset) == 0:
-            raise DataError(f"DATASET.{split}: the dataset is empty")
-        check = getattr(dataset, "check", None)
-        if check is not None:
-            check()
-        else:
-            dataset[0]
+        check_opens(dataset, f"DATASET.{split}")
         datasets[split] = dataset
-    disjoint = getattr(datasets.get("valid"), "check_disjoint", None)  # no validation data in training
-    if disjoint is not None:
-        disjoint(datasets["train"])
+    if "valid" in datasets:
+        check_disjoint(datasets["train"], datasets["valid"])
     return datasets
 
 
@@ -183,28 +167,6 @@ def load_resume_state(run, resume):
     return state
 
 
-def select_device(requested):
-    """``requested`` (config ``device``), else a GPU when there is one, else the CPU."""
-    if requested:
-        try:
-            paddle.set_device(requested)
-        except (ValueError, RuntimeError) as exc:
-            raise ConfigError(f"device '{requested}' is not available: {exc}") from None
-    else:
-        has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
-        paddle.set_device("gpu" if has_gpu else "cpu")
-    return paddle.get_device()
-
-
-def init_distributed():
-    """(rank, world size); joins the process group when started by paddle.distributed.launch."""
-    world = int(os.environ.get("PADDLE_TRAINERS_NUM", 1))
-    if world > 1:
-        dist.init_parallel_env()  # gloo on CPU, NCCL on GPU
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -214,30 +176,39 @@ def seed_everything(seed):
 def build_loaders(cfg, datasets, seed, rank, world):
     data = cfg.DATASET
     workers = data.get("num_workers", 0)
-    train = build_dataloader(datasets["train"], data.get("batch_size", 1), workers, shuffle=True, drop_last=True,
-                             seed=seed, rank=rank, world_size=world)
-    if "valid" not in datasets:
-        return train, None
-    valid_set = datasets["valid"]
-    if getattr(valid_set, "task", None) == "retrieval":
-        from .retrieval import VALIDATION_METRICS
+    return build_dataloader(datasets["train"], data.get("batch_size", 1), workers, shuffle=True, drop_last=True,
+                            seed=seed, rank=rank, world_size=world)
 
-        best = cfg.get("best_metric", "loss")
-        if best not in VALIDATION_METRICS:
-            raise ConfigError(f"best_metric '{best}' is not computed on the retrieval set DATASET.valid; "
-                              f"choose one of {', '.join(VALIDATION_METRICS)} (e.g. t2v_R1 with best_mode: max)")
-        return train, valid_set  # scored whole by score_matrix (evaluate), not batched through the loss
-    valid = build_dataloader(valid_set, data.get("valid_batch_size", data.get("batch_size", 1)), workers,
-                             shuffle=False, drop_last=False, seed=seed, rank=rank, world_size=world,
-                             where="DATASET.valid")
-    return train, valid
+
+def build_validation(cfg, run, datasets, seed, rank, world, plan):
+    """(evaluator, the data it reads) for DATASET.valid, or (None, None) without validation.
+
+    The evaluator is the one of ``METRIC`` (default: the set's own; the loss for a pretraining
+    set), checked to report ``best_metric``.
+    """
+    from ..evaluation import EvalSettings, build_evaluator
+
+    if "valid" not in datasets:
+        return None, None
+    data = cfg.DATASET
+    settings = EvalSettings(split="valid", output_dir=run.output_dir, text_batch_size=8, progress=False,
+                            plan=plan, world_size=world)
+    evaluator = build_evaluator(cfg.get("METRIC"), datasets["valid"], settings)
+    evaluator.check_best_metric(run.best_metric)
+
+    def make_loader(dataset):
+        return build_dataloader(dataset, data.get("valid_batch_size", data.get("batch_size", 1)),
+                                data.get("num_workers", 0), shuffle=False, drop_last=False, seed=seed, rank=rank,
+                                world_size=world, where="DATASET.valid")
+
+    return evaluator, evaluator.data(datasets["valid"], make_loader)
 
 
 def build_context(cfg, run, weights, resume_state, datasets, max_iters):
     """Model, data, optimiser and AMP for this rank, restored from ``resume_state`` if given."""
     from ..modeling.builder import build_model
 
-    rank, world = init_distributed()
+    rank, world = join_process_group()
     device = select_device(run.device)
     seed = resolve_seed(run.seed, resume_state)
     seed_everything(seed)  # same seed on every rank: identical initial weights
@@ -246,20 +217,19 @@ def build_context(cfg, run, weights, resume_state, datasets, max_iters):
         from ..modeling.weights import load_model_weights
 
         load_model_weights(net, weights)
-    train_loader, valid_loader = build_loaders(cfg, datasets, seed, rank, world)
-    check_data = getattr(net, "check_training_data", None)  # e.g. enough negatives for fine-tuning
-    if check_data is not None:
-        check_data(datasets["train"], train_loader.batch_sampler.batch_size)
+    train_loader = build_loaders(cfg, datasets, seed, rank, world)
+    check_training_data(net, datasets["train"], train_loader.batch_sampler.batch_size)
     steps_per_epoch = math.ceil(len(train_loader) / run.grad_accum_steps)
     plan = amp_utils.resolve_amp(run.amp, run.amp_level, run.amp_dtype, device)
+    evaluator, valid_data = build_validation(cfg, run, datasets, seed, rank, world, plan)
     lr = build_lr(cfg.OPTIMIZER.get("learning_rate"), steps_per_epoch, run.epochs)
     optimizer = build_optimizer(cfg.OPTIMIZER, net, lr, multi_precision=plan.master_weights)
     net, optimizer = amp_utils.decorate(net, optimizer, plan)
     scaler = amp_utils.build_scaler(plan)
     model = paddle.DataParallel(net, find_unused_parameters=run.find_unused_parameters) if world > 1 else net
     paddle.seed(seed + rank)  # distinct dropout masks per rank from here on
-    ctx = Context(run, model, net, optimizer, lr, scaler, plan, train_loader, valid_loader, rank, world, seed,
-                  max_iters, vdl=open_visualdl(run, rank))
+    ctx = Context(run, model, net, optimizer, lr, scaler, plan, train_loader, evaluator, valid_data, rank, world,
+                  seed, max_iters, vdl=open_visualdl(run, rank))
     if plan.note:
         get_logger().warning(plan.note)
     return ctx
@@ -488,10 +458,6 @@ def micro_batch_groups(loader, group):
             yield batches, wait
 
 
-def batch_size_of(batch):
-    return int(next(iter(batch.values())).shape[0])
-
-
 # --------------------------------------------------------------------------- logging
 
 
@@ -533,10 +499,12 @@ def log_epoch(epoch, mode, meter):
 
 
 def progress_bar(ctx, epoch, total, initial):
-    """A tqdm bar on rank 0 when stdout is a terminal; None otherwise (plain log lines)."""
-    if ctx.rank != 0 or not sys.stdout.isatty():
+    """A bar on rank 0 when stderr is a terminal (and no ``--no_progress``); None otherwise:
+    plain log lines, no ``\\r`` redraws in a log file."""
+    if ctx.rank != 0 or not progress.progress_enabled():
         return None
-    return tqdm(total=total, initial=initial, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True)
+    return progress.progress_bar(total=total, initial=initial, desc=f"epoch {epoch}", leave=False,
+                                 dynamic_ncols=True)
 
 
 # --------------------------------------------------------------------------- loops
@@ -591,50 +559,41 @@ def after_step(ctx, state, meter, bar, losses, batches, batch_time, reader_time)
         save_resume(ctx, state)
 
 
-def evaluate(ctx):
-    """Validation losses averaged over every sample of every rank; for a retrieval set
-    (``MSRVTTDataset``, ``MSRVTTTrainDataset`` part holdout) its retrieval metrics instead."""
-    if getattr(ctx.valid_loader, "task", None) == "retrieval":
-        from .retrieval import validation_metrics
-
-        return validation_metrics(ctx.net.backbone, ctx.valid_loader)
-    sums, count = {}, 0
-    ctx.net.eval()
-    with paddle.no_grad():
-        for batch in ctx.valid_loader:
-            with amp_utils.autocast(ctx.plan):
-                losses = ctx.net(batch, mode="valid")
-            n = batch_size_of(batch)
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * n
-            count += n
-    ctx.net.train()
-    if ctx.world_size > 1:
-        parts = []
-        dist.all_gather_object(parts, (sums, count))
-        sums = {k: sum(p[0].get(k, 0.0) for p in parts) for k in parts[0][0]}
-        count = sum(p[1] for p in parts)
-    return {k: v / max(count, 1) for k, v in sums.items()}
+def log_validation(ctx, state, epoch):
+    """Evaluate and log PaddleVideo's validation summary, with the optimiser step it was taken
+    at (for the plots): ``END epoch:1   val loss_avg: ... time: 0.52 sec, step: 31``."""
+    tic = time.perf_counter()
+    metrics = ctx.evaluator.evaluate(ctx.net, ctx.valid_data)
+    parts = " ".join(f"{k}_avg: {v:.6f}" for k, v in metrics.items())
+    get_logger().info("END epoch:%-3d val %s time: %.2f sec, step: %d", epoch, parts, time.perf_counter() - tic,
+                      state.global_step)
+    write_scalars(ctx, "val", metrics, state.global_step)
+    return metrics
 
 
 def validate_epoch(ctx, state, epoch):
-    tic = time.perf_counter()
-    metrics = evaluate(ctx)
-    parts = " ".join(f"{k}_avg: {v:.6f}" for k, v in metrics.items())
-    get_logger().info("END epoch:%-3d val %s time: %.2f sec", epoch, parts, time.perf_counter() - tic)
-    write_scalars(ctx, "val", metrics, state.global_step)
-    update_best(ctx, state, metrics)
+    update_best(ctx, state, log_validation(ctx, state, epoch))
+
+
+def validate_baseline(ctx, state):
+    """Fine-tuning (a retrieval validation set) from step 0: the metrics of the starting weights,
+    logged as epoch 0, so that the gain of the epochs after it is visible. The baseline is not a
+    candidate for the best checkpoint: that is the ``-w`` file itself.
+
+    Pretraining validation (a loss) has no baseline: evaluating it draws masks from the random
+    stream and would change the run a fixed ``seed`` gives."""
+    if state.global_step != 0 or not ctx.evaluator.baseline:
+        return
+    get_logger().info("baseline validation of the starting weights, before the first step:")
+    log_validation(ctx, state, 0)
 
 
 def finish_epoch(ctx, state, meter, validate):
     """Epoch-end schedule step, summary, validation and checkpoints; moves ``state`` to the next epoch."""
     epoch = state.epoch
-    if not steps_every_iter(ctx.lr) and hasattr(ctx.lr, "step"):
-        ctx.lr.step()
+    step_epoch(ctx.lr)
     log_epoch(epoch, "train", meter)
-    end_epoch = getattr(ctx.train_loader.dataset, "end_epoch", None)
-    if end_epoch is not None:  # the dataset reports the bad records it skipped this epoch
-        end_epoch(epoch)
+    ctx.train_loader.dataset.end_epoch(epoch)  # the dataset reports the bad records it skipped this epoch
     if validate and epoch % ctx.run.val_interval == 0:
         validate_epoch(ctx, state, epoch)
     state.epoch, state.batch = epoch + 1, 0
@@ -647,10 +606,17 @@ def train_model(cfg, weights=None, validate=False, amp=False, amp_level=None, ma
 
     ``weights``: a full-model checkpoint to start from; ``resume``: a
     ``{model_name}_resume.pdckpt`` to continue exactly; ``max_iters``: stop after this
-    many optimiser steps in total (counted across resumes).
+    many optimiser steps in total (counted across resumes). ``output_dir`` is held for the
+    run's life (see ``claim_output_dir``).
     """
     run = RunSettings.from_cfg(cfg, amp=amp, amp_level=amp_level, seed=seed)
     preflight(cfg, run, weights, resume, validate, max_iters)
+    with claim_output_dir(run, continuing=bool(resume or run.resume_epoch)):
+        return run_training(cfg, run, weights, validate, max_iters, resume)
+
+
+def run_training(cfg, run, weights, validate, max_iters, resume):
+    """``train_model`` once the settings are checked and ``output_dir`` is this run's."""
     setup_logger(run.output_dir, run.log_level)
     datasets = open_datasets(cfg, validate)
     resume_state = load_resume_state(run, resume)
@@ -667,6 +633,8 @@ def train_model(cfg, weights=None, validate=False, amp=False, amp_level=None, ma
     verify_replicas(ctx, "at the start")
     get_logger().info("training %s: %d process(es), seed %d, %s, output in %s", run.model_name, ctx.world_size,
                       ctx.seed, paddle.get_device(), run.output_dir)
+    if validate:
+        validate_baseline(ctx, state)
     while state.epoch <= run.epochs and not out_of_iters(ctx, state):
         meter = train_one_epoch(ctx, state)
         if out_of_iters(ctx, state) and state.batch < ctx.train_loader.batch_sampler.num_batches():

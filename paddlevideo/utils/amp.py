@@ -45,8 +45,9 @@ class AmpPlan:
         return self.level == "O2"
 
 
-def resolve_amp(requested, level="O1", dtype="float16", device="cpu", init_loss_scaling=2.0**15):
-    """The ``AmpPlan`` for a request on ``device`` ("cpu", "gpu", "gpu:1", ...)."""
+def resolve_amp(requested, level="O1", dtype="float16", device="cpu", init_loss_scaling=2.0**15, purpose="training"):
+    """The ``AmpPlan`` for a request on ``device`` ("cpu", "gpu", "gpu:1", ...); ``purpose``
+    names the work in the note of a plan that falls back to float32."""
     level = str(level or "O1").upper()
     if level not in LEVELS:
         raise ConfigError(f"amp_level must be one of {', '.join(LEVELS)}, got {level!r}")
@@ -55,7 +56,7 @@ def resolve_amp(requested, level="O1", dtype="float16", device="cpu", init_loss_
     if not requested:
         return AmpPlan()
     if not str(device).startswith("gpu"):
-        return AmpPlan(note=f"--amp ignored: Paddle has no mixed precision on {device}; training in float32")
+        return AmpPlan(note=f"--amp ignored: Paddle has no mixed precision on {device}; {purpose} in float32")
     return AmpPlan(enabled=True, level=level, dtype=dtype, use_scaler=dtype == "float16",
                    init_loss_scaling=float(init_loss_scaling))
 

@@ -17,6 +17,7 @@ import yaml
 
 from .errors import ConfigError
 from .registry import did_you_mean
+from .settings import run_keys
 
 
 class AttrDict(dict):
@@ -139,31 +140,9 @@ def apply_override(cfg, override):
         raise ConfigError(f"override '{path}': cannot set a key inside a {type(node).__name__} value")
 
 
-# Run settings (lower-case top-level keys) and the keys of the DATASET section.
-# A module that reads a new setting adds it here, with its default in its own code.
-RUN_KEYS = {
-    "model_name": "name used in log lines and checkpoint file names",
-    "epochs": "number of training epochs",
-    "log_interval": "steps between training log lines",
-    "output_dir": "where checkpoints, logs and metrics go",
-    "save_interval": "epochs between checkpoints",
-    "val_interval": "epochs between validations (with --validate)",
-    "log_level": "python logging level",
-    "seed": "random seed (also --seed)",
-    "device": "cpu, gpu or gpu:N (default: a GPU when available, else the CPU)",
-    "num_threads": "CPU threads per process (default: cores / processes on the node)",
-    "grad_accum_steps": "micro-batches accumulated per optimiser step",
-    "checkpoint_steps": "optimiser steps between resume checkpoints (0: epoch ends only)",
-    "max_nonfinite_steps": "consecutive non-finite-loss steps skipped before training stops",
-    "best_metric": "validation value that selects {model_name}_best.pdparams (default loss)",
-    "best_mode": "min or max: which direction of best_metric is better",
-    "find_unused_parameters": "multi-process: allow parameters without gradient (default true)",
-    "amp": "mixed precision (also --amp)",
-    "amp_level": "O1 or O2 (also --amp_level)",
-    "amp_dtype": "float16 (with loss scaling) or bfloat16",
-    "use_visualdl": "also write VisualDL scalars to {output_dir}/vdl",
-    "resume_epoch": "PaddleVideo's resume: continue after epoch N from {model_name}_epoch_N.pdparams/.pdopt",
-}
+# Run settings (lower-case top-level keys: the fields of ``RunSettings``) and the keys of the
+# DATASET section. A module that reads a new DATASET key adds it here, with its default in its own code.
+RUN_KEYS = run_keys()
 DATASET_KEYS = {
     "batch_size": "training batch size per process",
     "valid_batch_size": "validation batch size per process",

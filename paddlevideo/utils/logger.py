@@ -4,12 +4,9 @@ import logging
 import os
 import sys
 
+from .runtime import rank_and_world
+
 _NAME = "paddlevideo"
-
-
-def get_rank():
-    """This process's rank under ``paddle.distributed.launch`` (0 otherwise)."""
-    return int(os.environ.get("PADDLE_TRAINER_ID", os.environ.get("PADDLE_RANK_IN_NODE", 0)) or 0)
 
 
 def setup_logger(output_dir=None, level="INFO", name=_NAME):
@@ -17,7 +14,7 @@ def setup_logger(output_dir=None, level="INFO", name=_NAME):
     logger = logging.getLogger(name)
     logger.handlers.clear()
     logger.propagate = False
-    rank = get_rank()
+    rank = rank_and_world()[0]
     logger.setLevel(level if rank == 0 else "ERROR")
     fmt = logging.Formatter("[%(asctime)s] %(message)s", datefmt="%Y/%m/%d %H:%M:%S")
     stream = logging.StreamHandler(sys.stdout)

@@ -26,8 +26,8 @@ from test_deploy import CONFIG, write_lmdb
 import main
 from paddlevideo.loader.store import PretrainStore
 from paddlevideo.loader.store.synthetic import random_clip, write_npy
-from paddlevideo.modeling.export import check_export_target
-from paddlevideo.tasks import search as search_task
+from paddlevideo.retrieval import search as search_task
+from paddlevideo.retrieval.export import check_export_target
 from paddlevideo.utils.config import get_config
 from paddlevideo.utils.logger import setup_logger
 from tests.modeling.modeling_helpers import build

@@ -44,8 +44,8 @@ def test_every_caption_is_a_positive_and_holdout_is_disjoint(tmp_path, vocab_fil
     write_set(tmp_path, videos)
     train = build(tmp_path, vocab_file, holdout_videos=3)
     held = build(tmp_path, vocab_file, holdout_videos=3, part="holdout")
-    assert train.num_videos == 7 and train.num_queries == 21 and train.task == "train"
-    assert held.video_ids == videos[7:] and held.num_queries == 3 and held.task == "retrieval"
+    assert train.num_videos == 7 and train.num_queries == 21 and train.default_metric is None
+    assert held.video_ids == videos[7:] and held.num_queries == 3 and held.default_metric == "MSRVTTMetric"
     # the held-out caption is the lowest sen_id (sen_id 98 = caption 2 here), as the 1k-A list takes one per video
     assert held.captions[0].startswith("caption 2 of video7")
     sample = train[4]  # caption 1 of video1 (video1: 8 boxes, 2 actions)

@@ -22,7 +22,7 @@ from paddlevideo.loader.dataset.msrvtt_dataset import MSRVTTDataset, write_msrvt
 from paddlevideo.loader.store import NpyClips
 from paddlevideo.loader.store.synthetic import released_clip, write_npy
 from paddlevideo.modeling.framework.actbert import ActBert
-from paddlevideo.tasks.retrieval import score_matrix
+from paddlevideo.retrieval.scoring import score_matrix
 from tools import bert_to_actbert
 
 HEADS = dict(vocab_size=30522, v_feature_size=2048, a_feature_size=2048, v_target_size=1601, a_target_size=700)

@@ -14,9 +14,9 @@ import pytest
 
 from paddlevideo.loader.store import StoreWriter
 from paddlevideo.loader.store.synthetic import random_clip
-from paddlevideo.tasks.inference import InferenceEngine, engine_for_config
-from paddlevideo.tasks.retrieval import score_matrix
-from paddlevideo.tasks.search import QueriesAgainst, encode_queries, open_collection
+from paddlevideo.retrieval.predictor import InferenceEngine, engine_for_config
+from paddlevideo.retrieval.scoring import score_matrix
+from paddlevideo.retrieval.search import QueriesAgainst, encode_queries, open_collection
 from paddlevideo.utils.config import get_config
 from paddlevideo.utils.errors import ConfigError, DataError
 from paddlevideo.utils.logger import setup_logger

@@ -12,7 +12,7 @@ import paddle
 import main
 from paddlevideo.metrics.multiple_choice import choose
 from paddlevideo.modeling.builder import build_model
-from paddlevideo.tasks.retrieval import brute_force_scores
+from paddlevideo.retrieval.scoring import brute_force_scores
 from paddlevideo.utils.config import get_config
 
 ROOT = Path(__file__).resolve().parents[2]

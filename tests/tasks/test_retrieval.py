@@ -9,8 +9,14 @@ import pytest
 
 from paddlevideo.modeling.backbones.actbert import BertForMultiModalPreTraining
 from paddlevideo.modeling.weights import load_backbone_weights
-from paddlevideo.tasks import retrieval
-from paddlevideo.tasks.retrieval import ArrayRetrievalSet, brute_force_scores, merge_blocks, score_matrix, split_queries
+from paddlevideo.retrieval import scoring as retrieval
+from paddlevideo.retrieval.scoring import (
+    ArrayRetrievalSet,
+    brute_force_scores,
+    merge_blocks,
+    score_matrix,
+    split_queries,
+)
 from paddlevideo.utils.errors import ConfigError, DataError, WeightsError
 
 GOLDEN = Path(__file__).resolve().parents[2] / ".." / "shared" / "golden" / "actbert_tiny"
@@ -111,8 +117,8 @@ def test_rank_block_scores_are_the_rows_of_the_full_matrix(backbone, data_and_re
     # Simulate rank 1 of 3 without a process group: its rows are its block of the matrix
     # (the gather puts them in place and leaves the other ranks' rows NaN).
     data, reference = data_and_reference
-    monkeypatch.setattr(retrieval.dist, "get_world_size", lambda: 3)
-    monkeypatch.setattr(retrieval.dist, "get_rank", lambda: 1)
+    monkeypatch.setenv("PADDLE_TRAINERS_NUM", "3")
+    monkeypatch.setenv("PADDLE_TRAINER_ID", "1")
 
     def gather_one_rank(rows, num_queries, world):
         full = np.full((num_queries, rows.shape[1]), np.nan, dtype=np.float32)

@@ -35,12 +35,12 @@ def test_log_lines_epoch_summary_checkpoints_and_best(tmp_path, capsys):
     assert line.search(out), out
     assert "lr: 0.001000" in out  # after the piecewise boundary
     assert re.search(r"END epoch:2   train loss_avg: \S+ loss_text_avg: .* avg_ips: \S+ instance/sec\.", out)
-    assert re.search(r"END epoch:1   val loss_avg: \S+ .*loss_match_avg", out)
+    assert re.search(r"END epoch:1   val loss_avg: \S+ .*loss_match_avg: \S+ time: \S+ sec, step: 8\n", out)
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"Tiny_epoch_00001.pdparams", "Tiny_epoch_00002.pdopt", "Tiny_best.pdparams", "Tiny_resume.pdckpt",
             "train.log", "loss_curve.png"} <= names
     curves = parse_log(tmp_path / "out" / "train.log")
-    assert {"loss", "loss_text", "loss_match"} <= set(curves["train"]) and curves["val"]["loss"][0] == [1, 2]
+    assert {"loss", "loss_text", "loss_match"} <= set(curves["train"]) and curves["val"]["loss"][0] == [8, 16]
 
 
 def test_accumulation_equals_the_big_batch(tmp_path):

@@ -3,7 +3,7 @@
 Full-size default ActBERT (random weights), CPU, 20 captions x 100 videos of
 MSR-VTT-shaped inputs (36 tokens, 36 regions of 2048-d features, 5 actions).
 
-- fast: ``paddlevideo.tasks.retrieval.score_matrix`` (text prefix once per caption,
+- fast: ``paddlevideo.retrieval.scoring.score_matrix`` (text prefix once per caption,
   video-only work, the whole action stream included, once per video; only the
   matching head; many pairs per pass);
 - brute force: ``backbone.forward`` of every pair with all heads, then softmax, as the
@@ -26,7 +26,7 @@ import numpy as np
 import paddle
 
 from paddlevideo.modeling.backbones.actbert import BertForMultiModalPreTraining
-from paddlevideo.tasks.retrieval import (
+from paddlevideo.retrieval.scoring import (
     TEXT_KEYS,
     VIDEO_KEYS,
     ArrayRetrievalSet,

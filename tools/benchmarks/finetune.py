@@ -21,8 +21,8 @@ import time
 import numpy as np
 import paddle
 
+from paddlevideo.fields import TEXT_KEYS, VIDEO_KEYS
 from paddlevideo.modeling.framework.actbert_retrieval import ActBertRetrieval
-from paddlevideo.tasks.retrieval import TEXT_KEYS, VIDEO_KEYS
 from tools.benchmarks.eval import make_inputs
 
 

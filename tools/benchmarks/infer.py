@@ -23,13 +23,12 @@ import time
 import numpy as np
 import paddle
 
+from paddlevideo.fields import DEFAULT_LIMITS
 from paddlevideo.modeling.backbones.actbert import BertForMultiModalPreTraining
-from paddlevideo.modeling.export import export_retrieval
-from paddlevideo.tasks.inference import InferenceEngine
-from paddlevideo.tasks.retrieval import score_matrix
-from paddlevideo.tasks.search import (
-    DygraphEngine,
-    ExportedEngine,
+from paddlevideo.retrieval.export import export_retrieval
+from paddlevideo.retrieval.predictor import InferenceEngine
+from paddlevideo.retrieval.scoring import DygraphScorer, score_matrix
+from paddlevideo.retrieval.search import (
     QueriesAgainst,
     encode_collection,
     encode_queries,
@@ -43,7 +42,6 @@ from .eval import make_inputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO_CONFIG = os.path.join(ROOT, "configs/multimodal/actbert/actbert_msrvtt_demo.yaml")
-FULL_LIMITS = {"max_seq_length": 36, "max_region_num": 36, "max_action_num": 5}
 
 
 def timed(fn, *args, **kwargs):
@@ -71,12 +69,12 @@ def demo_backbone(weights=None):
 def throughput(args, tmp):
     if args.size == "full":
         paddle.seed(0)
-        backbone, limits = BertForMultiModalPreTraining().eval(), FULL_LIMITS
+        backbone, limits = BertForMultiModalPreTraining().eval(), DEFAULT_LIMITS
         data = make_inputs(args.captions, args.videos, seed=1)
     else:
         backbone, cfg = demo_backbone(args.weights)
         test_cfg = demo_test_cfg(cfg, tmp)
-        limits = {k: test_cfg[k] for k in FULL_LIMITS}
+        limits = {k: test_cfg[k] for k in DEFAULT_LIMITS}
         path = os.path.join(tmp, "throughput.lmdb")
         write_demo_collection(path, args.videos)
         collection = open_collection(path, test_cfg)
@@ -148,11 +146,11 @@ def search_latency(args, tmp):
     backbone, cfg = demo_backbone(args.weights)
     test_cfg = demo_test_cfg(cfg, tmp)
     model_dir = os.path.join(tmp, "demo_model")
-    export_retrieval(backbone, model_dir, {k: test_cfg[k] for k in FULL_LIMITS})
+    export_retrieval(backbone, model_dir, {k: test_cfg[k] for k in DEFAULT_LIMITS})
     threads = int(os.environ.get("OMP_NUM_THREADS", 2))
-    engines = {"dygraph": DygraphEngine(backbone),
-               "exported oneDNN on": ExportedEngine(InferenceEngine(model_dir, cpu_threads=threads, mkldnn=True)),
-               "exported oneDNN off": ExportedEngine(InferenceEngine(model_dir, cpu_threads=threads, mkldnn=False))}
+    engines = {"dygraph": DygraphScorer(backbone),
+               "exported oneDNN on": InferenceEngine(model_dir, cpu_threads=threads, mkldnn=True),
+               "exported oneDNN off": InferenceEngine(model_dir, cpu_threads=threads, mkldnn=False)}
     query = ["a person slices a tomato with a knife"]
     print(f"[search] one query, demo model ({'trained' if args.weights else 'random'} weights), "
           f"{args.pair_batch} pairs per pass; seconds, median of {args.rounds} (cold: no cache file; "
@@ -224,7 +222,7 @@ def first_stage(args, tmp):
     from tools.make_demo_data import make_demo_data
 
     backbone, cfg = demo_backbone(args.weights)
-    engine = DygraphEngine(backbone)
+    engine = DygraphScorer(backbone)
     print("[first stage] recall of the exhaustive top 10 among the top N of a cheap similarity "
           "(mean over the queries; R@1 = right video first after re-scoring the N)")
     for num_test in (100, 600):

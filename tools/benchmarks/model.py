@@ -191,7 +191,6 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown side {unknown[0]!r}; the sides are {', '.join(SIDES)}")
     if args.time or args.memory:
-        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         result = side_peak_memory(args.memory) if args.memory else time_sides(sides, args.rounds, args.warmup)
         print(json.dumps(result))
         return 0

@@ -93,7 +93,6 @@ def default_vocab_file():
 
 def released_npy(workdir, count=RELEASED_CLIPS, seed=0):
     """``count`` released-format clips written as PaddleVideo's .npy."""
-    sys.path.insert(0, str(ROOT))
     from paddlevideo.loader.store.synthetic import released_clip, write_npy
 
     rng = np.random.default_rng(seed)
@@ -138,7 +137,9 @@ def run_case(name, procs, steps, vocab_file=None):
                     str(workdir / "logs"), *args]
         # The cores are shared by the processes: same total thread count in every case.
         threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
-        env = dict(os.environ, OMP_NUM_THREADS=str(max(1, threads // procs)))
+        # The worker runs as a script (tools/benchmarks/train.py): the checkout importable by PYTHONPATH.
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+        env = dict(os.environ, OMP_NUM_THREADS=str(max(1, threads // procs)), PYTHONPATH=path)
         proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True)
         text = proc.stdout + proc.stderr
         if procs > 1 and (workdir / "logs" / "workerlog.0").exists():
@@ -182,7 +183,6 @@ def main(argv=None):
 
 def measure_guard(rounds, batch=8):
     """Median step time and median guard time, alternating in one process (full size, float32)."""
-    sys.path.insert(0, str(ROOT))
     import paddle
 
     from paddlevideo.loader.dataset.actbert_dataset import ActBertDataset
@@ -230,7 +230,6 @@ def measure_guard(rounds, batch=8):
 
 def worker(argv):
     """Inside each training process: register the synthetic dataset, then run main.py."""
-    sys.path.insert(0, str(ROOT))
     import main as entry
 
     args = entry.parse_args(argv)

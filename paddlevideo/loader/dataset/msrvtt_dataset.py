@@ -28,6 +28,7 @@ import pickle
 import lmdb
 import numpy as np
 
+from ...fields import MAX_ACTION_NUM, MAX_REGION_NUM, MAX_SEQ_LENGTH
 from ...utils.errors import ConfigError, DataError
 from ...utils.safe_pickle import safe_loads
 from ..registry import DATASETS
@@ -226,16 +227,16 @@ class MSRVTTDataset:
         pipeline: optional callable applied to each ``__getitem__`` sample.
     """
 
-    task = "retrieval"  # what --test / --validate do with it
+    default_metric = "MSRVTTMetric"  # how --test / --validate evaluate it without a METRIC section
 
     def __init__(
         self,
         file_path,
         features_path,
         vocab_file=None,
-        max_seq_length=36,
-        max_region_num=36,
-        max_action_num=5,
+        max_seq_length=MAX_SEQ_LENGTH,
+        max_region_num=MAX_REGION_NUM,
+        max_action_num=MAX_ACTION_NUM,
         global_region_from_all_boxes=True,
         action_mask_all_ones=True,
         vision_feature_dim=None,

@@ -161,7 +161,7 @@ class MSRVTTMCDataset(MSRVTTDataset):
     Takes ``MSRVTTDataset``'s arguments (``file_path`` is the MC file, any layout above).
     """
 
-    task = "multiple_choice"
+    default_metric = "MSRVTTMCMetric"
 
     def _read_queries(self):
         questions = read_mc_questions(self.file_path)

@@ -35,7 +35,7 @@ import os
 
 import numpy as np
 
-from ...tasks.retrieval import TEXT_KEYS, VIDEO_KEYS
+from ...fields import MAX_ACTION_NUM, MAX_REGION_NUM, MAX_SEQ_LENGTH, TEXT_KEYS, VIDEO_KEYS
 from ...utils.errors import ConfigError, DataError
 from ...utils.logger import get_logger
 from ..pipelines.multimodal import RandomMask
@@ -126,7 +126,8 @@ class MSRVTTTrainDataset(MSRVTTDataset):
 
     def __init__(self, captions_path, split_path, features_path, vocab_file=None, part="train", holdout_videos=0,
                  captions_per_video=None, negatives_per_sample=0, mask_text=False, skip_bad_records=False,
-                 max_seq_length=36, max_region_num=36, max_action_num=5, global_region_from_all_boxes=True,
+                 max_seq_length=MAX_SEQ_LENGTH, max_region_num=MAX_REGION_NUM, max_action_num=MAX_ACTION_NUM,
+                 global_region_from_all_boxes=True,
                  action_mask_all_ones=True, vision_feature_dim=None, action_feature_dim=None,
                  bert_model="bert-base-uncased", padding_index=None, pipeline=None):
         if part not in ("train", "holdout"):
@@ -139,7 +140,8 @@ class MSRVTTTrainDataset(MSRVTTDataset):
         if part == "holdout" and holdout_videos < 1:
             raise ConfigError("MSRVTTTrainDataset part 'holdout' needs holdout_videos >= 1")
         self.captions_path, self.split_path, self.part = str(captions_path), str(split_path), part
-        self.task = "retrieval" if part == "holdout" else "train"  # holdout: scored as a retrieval set
+        # holdout: scored as a retrieval set; the training part validates by the loss
+        self.default_metric = "MSRVTTMetric" if part == "holdout" else None
         self.holdout_videos, self.skip_bad_records = holdout_videos, bool(skip_bad_records)
         self.captions_per_video = captions_per_video or (1 if part == "holdout" else None)
         self.negatives_per_sample, self.mask_text = negatives_per_sample, bool(mask_text)

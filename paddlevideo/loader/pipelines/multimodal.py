@@ -31,6 +31,7 @@ import os
 
 import numpy as np
 
+from ...fields import MAX_ACTION_NUM, MAX_REGION_NUM, MAX_SEQ_LENGTH
 from ...utils.boxes import normalised_locations
 from ...utils.errors import ConfigError, DataError
 from ..registry import PIPELINES
@@ -56,7 +57,7 @@ class FeaturePadding:
     R = ``max_region_num``, A = ``max_action_num``, padding rows are zero.
     """
 
-    def __init__(self, max_region_num=36, max_action_num=5):
+    def __init__(self, max_region_num=MAX_REGION_NUM, max_action_num=MAX_ACTION_NUM):
         self.max_region_num = int(max_region_num)
         self.max_action_num = int(max_action_num)
 
@@ -205,7 +206,8 @@ class RandomMask:
     Leaves ``SAMPLE_KEYS`` in ``results`` (shapes in the contract).
     """
 
-    def __init__(self, max_seq_length=36, max_action_length=5, max_region_length=36):
+    def __init__(self, max_seq_length=MAX_SEQ_LENGTH, max_action_length=MAX_ACTION_NUM,
+                 max_region_length=MAX_REGION_NUM):
         self.max_seq_length = int(max_seq_length)
         self.max_action_length = int(max_action_length)
         self.max_region_length = int(max_region_length)

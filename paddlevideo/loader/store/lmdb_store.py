@@ -39,6 +39,7 @@ import numpy as np
 
 from ...utils.errors import ConfigError, DataError
 from ...utils.logger import get_logger
+from ...utils.progress import progress_bar
 from ...utils.writer_lock import LOCK_SUFFIX, writer_lock
 from . import sigbus
 from .record import RECORD_DTYPES, decode_captions, decode_clip, encode_clip, validate_clip
@@ -607,10 +608,7 @@ def verify_store(paths, check_records=True, progress=False):
         total_bytes += os.path.getsize(Path(path) / "data.mdb")
     if check_records:
         indices = range(len(store))
-        if progress:
-            from tqdm import tqdm
-
-            indices = tqdm(indices, desc="verify", unit="clip")
+        indices = progress_bar(indices, requested=progress, desc="verify", unit="clip")
         for i in indices:
             store.get(i)
     store.close()

@@ -8,7 +8,8 @@ K other videos for its caption, K other captions for its video) go through
 scoring uses. That is about (B + U) stream prefixes plus B (1 + 2K) cheap pair passes,
 instead of B (1 + 2K) full forward passes.
 
-Negatives (``MODEL.loss``, see ``RetrievalMatchingLoss``): from the batch (the other
+Negatives (``NegativeSampler``, built from the ``MODEL.loss`` keys ``num_negatives``,
+``negative_source``, ``hard_negatives``): from the batch (the other
 samples whose video differs; captions of the same video are never negatives of each
 other) or from the set (the videos and captions the dataset drew per sample); random, or
 the hardest ones under the current model (every candidate scored without gradient first).
@@ -18,20 +19,12 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from ...tasks.retrieval import TEXT_KEYS, VIDEO_KEYS
+from ...fields import TEXT_KEYS, VIDEO_KEYS
 from ...utils.errors import DataError
 from ...utils.registry import build_from_cfg
 from ..losses.actbert_loss import classification_term
+from ..negatives import NegativeSampler
 from ..registry import BACKBONES, FRAMEWORKS, LOSSES
-
-
-def _pick(candidates, k, scores=None):
-    """``k`` of ``candidates`` (int array): the top-``k`` by ``scores`` if given, else at random
-    (without replacement while there are enough, with replacement otherwise)."""
-    if scores is not None:
-        order = candidates[np.argsort(-scores, kind="stable")]
-        return np.resize(order, k)  # fewer than k candidates: the best ones repeat
-    return np.random.choice(candidates, size=k, replace=len(candidates) < k)
 
 
 @FRAMEWORKS.register()
@@ -47,42 +40,23 @@ class ActBertRetrieval(nn.Layer):
     def __init__(self, backbone, loss=None):
         super().__init__()
         self.backbone = build_from_cfg(backbone, BACKBONES, key="name", where="MODEL.backbone")
-        self.loss = build_from_cfg(loss or {"name": "RetrievalMatchingLoss"}, LOSSES, key="name",
-                                   where="MODEL.loss")
+        self.sampler, loss = NegativeSampler.split_cfg(loss or {"name": "RetrievalMatchingLoss"})
+        self.loss = build_from_cfg(loss, LOSSES, key="name", where="MODEL.loss")
 
     def check_training_data(self, dataset, batch_size):
-        """Called by training before the first step: can the data supply what the loss needs?"""
-        self.loss.check(dataset, batch_size)
+        """Called by training before the first step: can the data supply the negatives and what
+        the loss needs?"""
+        self.sampler.check(dataset, batch_size)
+        self.loss.check(dataset)
 
     # -- negatives ---------------------------------------------------------------------------
-
-    def _candidates(self, video_index):
-        """Per positive i: (candidate video rows, candidate caption rows) as int arrays.
-
-        Rows index the encoded videos / captions: batch videos are de-duplicated (row
-        ``inverse[i]`` is positive i's), set negatives follow after the batch rows.
-        """
-        B = len(video_index)
-        unique, first, inverse = np.unique(video_index, return_index=True, return_inverse=True)
-        if self.loss.negative_source == "set":
-            N = self._drawn
-            vids = [len(unique) + i * N + np.arange(N) for i in range(B)]
-            caps = [B + i * N + np.arange(N) for i in range(B)]
-        else:
-            vids = [np.flatnonzero(np.arange(len(unique)) != inverse[i]) for i in range(B)]
-            caps = [np.flatnonzero(video_index != video_index[i]) for i in range(B)]
-        for i in range(B):
-            if len(vids[i]) == 0 or len(caps[i]) == 0:
-                raise DataError("a training batch holds captions of one video only: no negative to draw "
-                                "(raise DATASET.batch_size)")
-        return first, inverse, vids, caps
 
     def _encode(self, batch, first):
         """(TextPrefix of the batch captions [+ set negatives], VideoInputs of the distinct batch
         videos [+ set negatives]); each computed once for the whole batch."""
         texts = {k: batch[k] for k in TEXT_KEYS}
         videos = {k: paddle.index_select(batch[k], paddle.to_tensor(first)) for k in VIDEO_KEYS}
-        if self.loss.negative_source == "set":
+        if self.sampler.from_set:
             flat = lambda x: x.reshape([-1, *x.shape[2:]])  # noqa: E731  [B, N, ...] -> [B * N, ...]
             texts = {k: paddle.concat([v, flat(batch[f"neg_{k}"])]) for k, v in texts.items()}
             videos = {k: paddle.concat([v, flat(batch[f"neg_{k}"])]) for k, v in videos.items()}
@@ -112,16 +86,12 @@ class ActBertRetrieval(nn.Layer):
             raise DataError(f"retrieval fine-tuning batch lacks {', '.join(missing)}; got keys "
                             f"{', '.join(sorted(batch))} (DATASET.train must be an MSRVTTTrainDataset)")
         video_index = batch["video_index"].numpy().reshape(-1)
-        B, K = len(video_index), self.loss.num_negatives
-        self._drawn = batch["neg_text_ids"].shape[1] if self.loss.negative_source == "set" else 0
-        first, inverse, vids, caps = self._candidates(video_index)
+        B, K = len(video_index), self.sampler.num_negatives
+        drawn = batch["neg_text_ids"].shape[1] if self.sampler.from_set else 0
+        first, inverse, vids, caps = self.sampler.candidates(video_index, drawn)
         prefix, video = self._encode(batch, first)
-        if self.loss.hard_negatives:
-            video_scores, caption_scores = self._hardness(prefix, video, vids, caps, inverse)
-        else:
-            video_scores = caption_scores = [None] * B
-        neg_videos = np.stack([_pick(vids[i], K, video_scores[i]) for i in range(B)])  # [B, K]
-        neg_captions = np.stack([_pick(caps[i], K, caption_scores[i]) for i in range(B)])  # [B, K]
+        hardness = self._hardness(prefix, video, vids, caps, inverse) if self.sampler.hard_negatives else ()
+        neg_videos, neg_captions = self.sampler.choose(vids, caps, *hardness)  # [B, K] each
         # Pairs: B positives, then B x K (caption i, other video), then B x K (other caption, video of i).
         text_index = np.concatenate([np.arange(B), np.repeat(np.arange(B), K), neg_captions.reshape(-1)])
         video_index_pairs = np.concatenate([inverse, neg_videos.reshape(-1), np.repeat(inverse, K)])

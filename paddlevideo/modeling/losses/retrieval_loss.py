@@ -23,37 +23,31 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from ...utils.errors import ConfigError
+from ..negatives import SAMPLER_KEYS
 from ..registry import LOSSES
 from .actbert_loss import classification_term
 
 KINDS = ("pairwise", "listwise")
-SOURCES = ("batch", "set")
 
 
 @LOSSES.register()
 class RetrievalMatchingLoss(nn.Layer):
-    """``MODEL.loss`` of the ``ActBertRetrieval`` framework; also holds how negatives are drawn.
+    """``MODEL.loss`` of the ``ActBertRetrieval`` framework.
 
     Args:
         kind: ``listwise`` (softmax over 1 + K) or ``pairwise`` (matching cross-entropy).
-        num_negatives: K per direction and positive.
-        negative_source: ``batch`` (other samples of the batch) or ``set`` (the N videos
-            and captions the training set draws per sample, ``negatives_per_sample``).
-        hard_negatives: instead of K random candidates, the K with the highest score under
-            the current model (all candidates scored without gradient first).
         text_weight, region_weight, action_weight: weights of pretraining's masked terms.
+
+    ``MODEL.loss`` also holds ``num_negatives``, ``negative_source`` and ``hard_negatives``
+    (``SAMPLER_KEYS``): the framework builds its ``NegativeSampler`` from them.
     """
 
-    def __init__(self, kind="listwise", num_negatives=7, negative_source="batch", hard_negatives=False,
-                 text_weight=0.0, region_weight=0.0, action_weight=0.0):
+    config_keys = ("kind", "text_weight", "region_weight", "action_weight", *SAMPLER_KEYS)
+
+    def __init__(self, kind="listwise", text_weight=0.0, region_weight=0.0, action_weight=0.0):
         super().__init__()
         if kind not in KINDS:
             raise ConfigError(f"MODEL.loss.kind must be one of {', '.join(KINDS)}, got {kind!r}")
-        if negative_source not in SOURCES:
-            raise ConfigError(
-                f"MODEL.loss.negative_source must be one of {', '.join(SOURCES)}, got {negative_source!r}")
-        if not isinstance(num_negatives, int) or num_negatives < 1:
-            raise ConfigError(f"MODEL.loss.num_negatives must be an integer >= 1, got {num_negatives!r}")
         for name, value in (("region_weight", region_weight), ("action_weight", action_weight)):
             if value:
                 raise ConfigError(
@@ -61,22 +55,10 @@ class RetrievalMatchingLoss(nn.Layer):
                     "classes (the targets of the masked-region and masked-action terms)")
         if text_weight < 0:
             raise ConfigError(f"MODEL.loss.text_weight must be >= 0, got {text_weight}")
-        self.kind, self.num_negatives, self.negative_source = kind, num_negatives, negative_source
-        self.hard_negatives, self.text_weight = bool(hard_negatives), float(text_weight)
+        self.kind, self.text_weight = kind, float(text_weight)
 
-    def check(self, dataset, batch_size, where="DATASET.train"):
-        """Raise ConfigError before training when the data cannot supply K negatives (or masked text)."""
-        K = self.num_negatives
-        if K > dataset.num_videos - 1:
-            raise ConfigError(f"MODEL.loss.num_negatives {K} is larger than the {dataset.num_videos - 1} other videos "
-                              f"of {where}")
-        if self.negative_source == "batch" and K > batch_size - 1:
-            raise ConfigError(f"MODEL.loss.num_negatives {K} is larger than the {batch_size - 1} other samples of a "
-                              f"batch of {batch_size} (negative_source: batch); raise DATASET.batch_size or lower K")
-        drawn = getattr(dataset, "negatives_per_sample", 0)
-        if self.negative_source == "set" and drawn < K:
-            raise ConfigError(f"negative_source: set needs {where}.negatives_per_sample >= num_negatives {K} "
-                              f"(got {drawn})")
+    def check(self, dataset, where="DATASET.train"):
+        """Raise ConfigError before training when the data lacks what a term needs (masked text)."""
         if self.text_weight and not getattr(dataset, "mask_text", False):
             raise ConfigError(f"MODEL.loss.text_weight > 0 needs {where}.mask_text: true (masked captions)")
 

@@ -1,6 +1,6 @@
 """The retrieval path as three static graphs for Paddle Inference (``tools/export_model.py``).
 
-The split is the one of ``paddlevideo.tasks.retrieval.score_matrix``:
+The split is the one of ``paddlevideo.retrieval.scoring.score_matrix``:
 
 - ``text_encoder``: captions -> the text prefix and the first connection layer's text
   projections (``backbone.encode_text``), once per caption;
@@ -33,9 +33,10 @@ import os
 import paddle
 from paddle.static import InputSpec
 
+from ..fields import TEXT_FIELDS, TEXT_KEYS, VIDEO_FIELDS, VIDEO_KEYS
+from ..modeling.backbones.actbert import CONFIG_KEYS, TextPrefix, TrimPlan, VideoInputs
 from ..utils.errors import ConfigError
 from ..utils.outfile import atomic_output, check_output_file
-from .backbones.actbert import CONFIG_KEYS, TextPrefix, TrimPlan, VideoInputs
 
 INFO_FILE = "export_info.json"
 FORMAT = "actbert-inference"
@@ -43,17 +44,9 @@ VERSION = 1
 GRAPHS = ("text_encoder", "video_encoder", "pair_scorer")
 GRAPH_FILES = tuple(g + ext for g in GRAPHS for ext in (".json", ".pdiparams"))
 
-TEXT_INPUTS = ("text_ids", "token_type_ids", "text_mask")
-VIDEO_INPUTS = ("image_feat", "image_loc", "image_mask", "action_feat", "action_mask")
-# An encoded caption: TextPrefix(hidden, mask, qkv).
-TEXT_FIELDS = ("text_hidden", "text_mask_f", "text_q", "text_k", "text_v")
+# The graphs' inputs are the batch fields; their outputs the encoded fields (``paddlevideo.fields``).
+TEXT_INPUTS, VIDEO_INPUTS = TEXT_KEYS, VIDEO_KEYS
 PAIR_INPUTS = ("text_index", "video_index", "text_positions", "region_positions")
-
-
-# An encoded video: VideoInputs without the action stream itself (scoring reads only its
-# queries, stacked here as [B, connections, A, Hb], and its pooled output).
-VIDEO_FIELDS = ("region", "region_mask", "region_q", "region_k", "region_v", "to_text_k", "to_text_v",
-                "action_queries", "pooled_action")
 
 
 def flatten_text(prefix):
@@ -260,7 +253,7 @@ def check_export_matches(info, backbone_cfg, model_dir):
     """ConfigError unless the config's MODEL.backbone equals the exported model's.
 
     backbone_cfg: the config's ``MODEL.backbone`` mapping (unset keys take the defaults)."""
-    from .backbones.actbert import ActBertConfig
+    from ..modeling.backbones.actbert import ActBertConfig
 
     wanted = {k: v for k, v in backbone_cfg.items() if k in CONFIG_KEYS}
     expected = dataclasses.asdict(ActBertConfig(**wanted))

@@ -36,12 +36,94 @@ import numpy as np
 import paddle
 import paddle.distributed as dist
 
+from ..fields import TEXT_KEYS, VIDEO_FIELDS, VIDEO_KEYS
+from ..utils import amp as amp_utils
 from ..utils.errors import ConfigError
 from ..utils.logger import get_logger
+from ..utils.progress import progress_bar
+from ..utils.runtime import rank_and_world
 
 DEFAULT_PAIR_BATCH_SIZE = 256
-TEXT_KEYS = ("text_ids", "token_type_ids", "text_mask")
-VIDEO_KEYS = ("image_feat", "image_loc", "image_mask", "action_feat", "action_mask")
+
+
+class Scorer:
+    """What scoring needs of a model; the dygraph backbone (``DygraphScorer``) and the exported
+    predictors (``predictor.InferenceEngine``) both implement it, so ``score_matrix``,
+    ``score_pairs`` and the search run on either unchanged.
+
+    - ``encode_text(text_ids, token_type_ids, text_mask)``: int64 [B, T] each -> encoded captions;
+    - ``encode_video(image_feat, image_loc, image_mask, action_feat, action_mask)`` -> encoded videos;
+    - ``match_logits(text, video, text_index, video_index)``: matching logits float32 [P, 2]
+      (a paddle Tensor) of the pairs (text_index[k], video_index[k]);
+    - ``video_arrays(encoded)`` / ``video_from_arrays(arrays)``: encoded videos to and from a
+      dict ``VIDEO_FIELDS`` -> NumPy arrays [B, ...] (the search's cache);
+    - ``session()``: the context scoring runs in (inference mode).
+    """
+
+    kind = "scorer"
+
+    def encode_text(self, text_ids, token_type_ids=None, text_mask=None):
+        raise NotImplementedError
+
+    def encode_video(self, image_feat, image_loc, image_mask=None, action_feat=None, action_mask=None):
+        raise NotImplementedError
+
+    def match_logits(self, text, video, text_index, video_index):
+        raise NotImplementedError
+
+    def video_arrays(self, encoded):
+        raise NotImplementedError
+
+    def video_from_arrays(self, arrays):
+        raise NotImplementedError
+
+    def session(self):
+        return paddle.no_grad()
+
+
+class DygraphScorer(Scorer):
+    """``BertForMultiModalPreTraining`` (``encode_text``, ``encode_video``, ``match_logits``) as a Scorer."""
+
+    kind = "dygraph"
+
+    def __init__(self, backbone):
+        self.backbone = backbone
+
+    def encode_text(self, text_ids, token_type_ids=None, text_mask=None):
+        return self.backbone.encode_text(text_ids, token_type_ids, text_mask)
+
+    def encode_video(self, image_feat, image_loc, image_mask=None, action_feat=None, action_mask=None):
+        return self.backbone.encode_video(image_feat, image_loc, image_mask, action_feat, action_mask)
+
+    def match_logits(self, text, video, text_index, video_index):
+        return self.backbone.match_logits(text, video, text_index, video_index)
+
+    def video_arrays(self, encoded):
+        from .export import flatten_video
+
+        return {name: t.numpy() for name, t in zip(VIDEO_FIELDS, flatten_video(encoded))}
+
+    def video_from_arrays(self, arrays):
+        from .export import video_from_fields
+
+        return video_from_fields([paddle.to_tensor(arrays[name]) for name in VIDEO_FIELDS])
+
+    @contextlib.contextmanager
+    def session(self):
+        """Eval mode and no gradients; the backbone's training mode restored afterwards."""
+        was_training = self.backbone.training
+        self.backbone.eval()
+        try:
+            with paddle.no_grad():
+                yield
+        finally:
+            if was_training:
+                self.backbone.train()
+
+
+def as_scorer(model):
+    """``model`` itself when it is a Scorer, else the dygraph backbone it is, wrapped."""
+    return model if isinstance(model, Scorer) else DygraphScorer(model)
 
 
 def _stack(records, keys):
@@ -104,19 +186,17 @@ def _gather_rows(rows, num_queries, world_size):
 
 
 def _autocast(amp, amp_level):
-    """float16 autocast on GPU when asked; CPU runs float32 (its float16 kernels are slow or missing)."""
-    if amp and paddle.is_compiled_with_cuda() and "gpu" in str(paddle.get_device()):
-        return paddle.amp.auto_cast(enable=True, level=amp_level, dtype="float16")
-    if amp:
-        get_logger().warning("--amp ignored: mixed precision runs on GPU only, this run is on %s", paddle.get_device())
-    return contextlib.nullcontext()
+    """float16 autocast on GPU when asked (``utils.amp``'s plan); CPU runs float32."""
+    plan = amp_utils.resolve_amp(amp, amp_level, "float16", paddle.get_device(), purpose="scoring")
+    if plan.note:
+        get_logger().warning(plan.note)
+    return amp_utils.autocast(plan)
 
 
 def _progress(total, enabled):
-    """A tqdm bar counting pairs (rate and ETA), or a no-op when disabled."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="pair", unit_scale=True, desc="scoring", disable=not enabled, dynamic_ncols=True)
+    """A bar counting pairs (rate and ETA) on a terminal, or a silent counter (see utils.progress)."""
+    return progress_bar(total=total, requested=enabled, unit="pair", unit_scale=True, desc="scoring",
+                        dynamic_ncols=True)
 
 
 def encode_distinct_videos(encode, dataset, chunk, bar=None):
@@ -140,6 +220,28 @@ def encode_distinct_videos(encode, dataset, chunk, bar=None):
         if bar is not None:
             bar.update(1)
     return out, inverse
+
+
+def video_chunk(num_videos, pair_batch_size):
+    """Videos per chunk: one caption against one chunk fills a pass; when a chunk is smaller
+    than a pass (few videos), several captions share a pass."""
+    return max(1, min(num_videos, int(pair_batch_size)))
+
+
+def score_rows(scorer, captions, num_rows, videos, pair_batch_size, text_batch_size, bar):
+    """Scores of ``num_rows`` captions against encoded videos: float32 [num_rows, V].
+
+    captions(start, stop): dict TEXT_KEYS -> tensors [stop - start, T] of those rows, encoded
+    ``text_batch_size`` at a time; videos: list of (encoded chunk, n) of ``video_chunk`` videos.
+    """
+    num_videos = sum(n for _, n in videos)
+    per_pass = max(1, int(pair_batch_size) // video_chunk(num_videos, pair_batch_size))
+    rows = np.zeros((num_rows, num_videos), dtype=np.float32)
+    for start in range(0, num_rows, int(text_batch_size)):
+        stop = min(start + int(text_batch_size), num_rows)
+        prefix = scorer.encode_text(**captions(start, stop))
+        rows[start:stop] = _score_caption_block(scorer, prefix, stop - start, videos, per_pass, bar)
+    return rows
 
 
 def _score_caption_block(backbone, prefix, num_captions, videos, per_pass, bar):
@@ -175,8 +277,8 @@ def score_matrix(
 ):
     """Matching logit difference of every caption against every video: float32 [Q, V].
 
-    backbone: ``BertForMultiModalPreTraining`` (``encode_text``, ``encode_video``,
-    ``match_logits``). dataset: ``.num_queries`` Q, ``.num_videos`` V, ``.query(i)``
+    backbone: a ``Scorer``, or the dygraph ``BertForMultiModalPreTraining`` (wrapped in
+    ``DygraphScorer``). dataset: ``.num_queries`` Q, ``.num_videos`` V, ``.query(i)``
     -> text arrays [T], ``.video(j)`` -> video arrays. ``text_batch_size`` captions are
     encoded at once; ``pair_batch_size`` bounds the pairs per matching pass.
     Only distinct captions against distinct videos are scored (by content; copies get
@@ -185,32 +287,22 @@ def score_matrix(
     """
     if int(pair_batch_size) < 1 or int(text_batch_size) < 1:
         raise ConfigError(f"test batch sizes must be >= 1, got pairs {pair_batch_size}, captions {text_batch_size}")
-    world = dist.get_world_size() if distributed in (None, True) else 1
-    rank = dist.get_rank() if world > 1 else 0
-    captions = [dataset.query(i) for i in range(dataset.num_queries)]
-    first, caption_inverse = distinct(record_digest(c, TEXT_KEYS) for c in captions)
+    scorer = as_scorer(backbone)
+    rank, world = rank_and_world() if distributed in (None, True) else (0, 1)
+    every = [dataset.query(i) for i in range(dataset.num_queries)]
+    first, caption_inverse = distinct(record_digest(c, TEXT_KEYS) for c in every)
     # Ranks split the distinct captions, so that a caption's copies are never scored apart.
     queries = first[split_queries(len(first), world, rank)]
-    # Videos are chunked so that one caption against one chunk fills a pass; when a
-    # chunk is smaller than a pass (few videos), several captions share a pass.
-    video_chunk = max(1, min(dataset.num_videos, int(pair_batch_size)))
-    per_pass = max(1, int(pair_batch_size) // video_chunk)
-    was_training = backbone.training
-    backbone.eval()
-    try:
-        with paddle.no_grad(), _autocast(amp, amp_level):
-            videos, video_inverse = encode_distinct_videos(backbone.encode_video, dataset, video_chunk)
-            rows = np.zeros((len(queries), sum(n for _, n in videos)), dtype=np.float32)
-            with _progress(rows.size, progress and rank == 0) as bar:
-                for start in range(0, len(queries), int(text_batch_size)):
-                    block = queries[start : start + int(text_batch_size)]
-                    prefix = backbone.encode_text(**_stack([captions[i] for i in block], TEXT_KEYS))
-                    rows[start : start + len(block)] = _score_caption_block(
-                        backbone, prefix, len(block), videos, per_pass, bar
-                    )
-    finally:
-        if was_training:
-            backbone.train()
+
+    def captions(start, stop):
+        return _stack([every[int(i)] for i in queries[start:stop]], TEXT_KEYS)
+
+    with scorer.session(), _autocast(amp, amp_level):
+        videos, video_inverse = encode_distinct_videos(
+            scorer.encode_video, dataset, video_chunk(dataset.num_videos, pair_batch_size)
+        )
+        with _progress(len(queries) * sum(n for _, n in videos), progress and rank == 0) as bar:
+            rows = score_rows(scorer, captions, len(queries), videos, pair_batch_size, text_batch_size, bar)
     return _gather_rows(rows, len(first), world)[caption_inverse][:, video_inverse]
 
 
@@ -234,25 +326,20 @@ def score_pairs(backbone, dataset, pairs, pair_batch_size=DEFAULT_PAIR_BATCH_SIZ
     first, inverse = distinct(map(tuple, canonical.tolist()))
     unique_pairs = canonical[first]
     out = np.zeros(len(unique_pairs), dtype=np.float32)
-    was_training = backbone.training
-    backbone.eval()
-    try:
-        with paddle.no_grad(), _autocast(amp, amp_level), _progress(len(unique_pairs), progress) as bar:
-            for start in range(0, len(unique_pairs), int(pair_batch_size)):
-                chunk = unique_pairs[start : start + int(pair_batch_size)]
-                queries, text_index = np.unique(chunk[:, 0], return_inverse=True)
-                videos, video_index = np.unique(chunk[:, 1], return_inverse=True)
-                prefix = backbone.encode_text(**_stack([dataset.query(int(i)) for i in queries], TEXT_KEYS))
-                video = backbone.encode_video(**_stack([dataset.video(int(j)) for j in videos], VIDEO_KEYS))
-                logits = backbone.match_logits(
-                    prefix, video, paddle.to_tensor(text_index.astype(np.int64)),
-                    paddle.to_tensor(video_index.astype(np.int64)),
-                ).astype("float32")
-                out[start : start + len(chunk)] = (logits[:, 0] - logits[:, 1]).numpy()
-                bar.update(len(chunk))
-    finally:
-        if was_training:
-            backbone.train()
+    scorer = as_scorer(backbone)
+    with scorer.session(), _autocast(amp, amp_level), _progress(len(unique_pairs), progress) as bar:
+        for start in range(0, len(unique_pairs), int(pair_batch_size)):
+            chunk = unique_pairs[start : start + int(pair_batch_size)]
+            queries, text_index = np.unique(chunk[:, 0], return_inverse=True)
+            videos, video_index = np.unique(chunk[:, 1], return_inverse=True)
+            prefix = scorer.encode_text(**_stack([dataset.query(int(i)) for i in queries], TEXT_KEYS))
+            video = scorer.encode_video(**_stack([dataset.video(int(j)) for j in videos], VIDEO_KEYS))
+            logits = scorer.match_logits(
+                prefix, video, paddle.to_tensor(text_index.astype(np.int64)),
+                paddle.to_tensor(video_index.astype(np.int64)),
+            ).astype("float32")
+            out[start : start + len(chunk)] = (logits[:, 0] - logits[:, 1]).numpy()
+            bar.update(len(chunk))
     return out[inverse]
 
 
@@ -261,23 +348,6 @@ def _canonical(read, indices, keys):
     seen = np.unique(indices)
     first, inverse = distinct(record_digest(read(int(i)), keys) for i in seen)
     return seen[first][inverse][np.searchsorted(seen, indices)]
-
-
-def validation_metrics(backbone, dataset, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE, text_batch_size=8):
-    """Text->video and video->text R@1/5/10, MedR, MeanR of ``dataset`` as flat names
-    (``t2v_R1``, ``t2v_MedR``, ``v2t_R5``, ...), for ``--validate`` and ``best_metric``.
-
-    The same ``score_matrix`` and ``retrieval_metrics`` as ``--test``; nothing is written.
-    """
-    from ..metrics.retrieval import retrieval_metrics
-
-    scores = score_matrix(backbone, dataset, pair_batch_size, text_batch_size, progress=False)
-    metrics = retrieval_metrics(scores, dataset.query_video_index)
-    return {f"{d}_{n.replace('@', '')}": float(metrics[d][n]) for d in ("t2v", "v2t") for n in _VALIDATION_NAMES}
-
-
-_VALIDATION_NAMES = ("R@1", "R@5", "R@10", "MedR", "MeanR")
-VALIDATION_METRICS = tuple(f"{d}_{n.replace('@', '')}" for d in ("t2v", "v2t") for n in _VALIDATION_NAMES)
 
 
 def brute_force_scores(backbone, dataset, pairs, batch_size=1):
@@ -311,6 +381,8 @@ class ArrayRetrievalSet:
     [V, ...]; query_video_index int64 [Q]. For tests, benchmarks and scoring
     features that are already in memory.
     """
+
+    default_metric = "MSRVTTMetric"
 
     def __init__(self, queries, videos, query_video_index, captions=None, video_ids=None):
         self.queries, self.videos = queries, videos

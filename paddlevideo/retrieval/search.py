@@ -7,7 +7,7 @@ encodings can be kept in a cache file, so later queries over the same collection
 that stage. A query is tokenized as the test captions are, encoded once, and scored
 against every video by the matching head (``match_logits`` in passes of
 ``pair_batch_size`` pairs), on the dygraph backbone or the exported predictors
-(``InferenceEngine``): the same scores as ``score_matrix``.
+(``InferenceEngine``), both ``scoring.Scorer``: the same scores, by the same loop, as ``score_matrix``.
 """
 
 from __future__ import annotations
@@ -23,17 +23,20 @@ import paddle
 
 from ..loader.dataset.msrvtt_dataset import MSRVTTDataset
 from ..loader.store.lmdb_store import HEADER_KEY, PretrainStore, reader_env
-from ..modeling.export import VIDEO_FIELDS, flatten_video, video_from_fields
 from ..utils.errors import ConfigError, DataError
 from ..utils.logger import get_logger
 from ..utils.outfile import atomic_output, check_output_file
-from .retrieval import (
+from ..utils.progress import progress_bar
+from .export import VIDEO_FIELDS
+from .scoring import (
     DEFAULT_PAIR_BATCH_SIZE,
     TEXT_KEYS,
-    _score_caption_block,
+    _progress,
     distinct,
     encode_distinct_videos,
     record_digest,
+    score_rows,
+    video_chunk,
 )
 
 # The cache file's marker (in its __meta__ entry): a file without it is never read nor overwritten.
@@ -157,53 +160,6 @@ class QueriesAgainst:
         return self.collection.video(j)
 
 
-# --------------------------------------------------------------------------- engines
-
-
-class DygraphEngine:
-    """The dygraph backbone with the encoded-video conversions the search's cache needs."""
-
-    kind = "dygraph"
-
-    def __init__(self, backbone):
-        self.backbone = backbone.eval()
-
-    def encode_text(self, **text):
-        return self.backbone.encode_text(**text)
-
-    def encode_video_arrays(self, **video):
-        """Video input tensors [B, ...] -> dict VIDEO_FIELDS -> NumPy arrays [B, ...]."""
-        encoded = flatten_video(self.backbone.encode_video(**video))
-        return {name: t.numpy() for name, t in zip(VIDEO_FIELDS, encoded)}
-
-    def video_from_arrays(self, arrays):
-        return video_from_fields([paddle.to_tensor(arrays[name]) for name in VIDEO_FIELDS])
-
-    def match_logits(self, *args):
-        return self.backbone.match_logits(*args)
-
-
-class ExportedEngine:
-    """``InferenceEngine`` with the same interface as DygraphEngine."""
-
-    kind = "exported"
-
-    def __init__(self, engine):
-        self.engine = engine
-
-    def encode_text(self, **text):
-        return self.engine.encode_text(**text)
-
-    def encode_video_arrays(self, **video):
-        return self.engine.encode_video(**video)
-
-    def video_from_arrays(self, arrays):
-        return arrays
-
-    def match_logits(self, *args):
-        return self.engine.match_logits(*args)
-
-
 # --------------------------------------------------------------------------- video encodings
 
 
@@ -222,16 +178,18 @@ def collection_fingerprint(collection, model_key):
 
 
 def encode_collection(engine, collection, batch_size=64, progress=True):
-    """Every video of ``collection`` encoded: dict VIDEO_FIELDS -> NumPy arrays [V, ...].
+    """Every video of ``collection`` encoded by the Scorer ``engine``: dict VIDEO_FIELDS -> NumPy arrays [V, ...].
 
     Videos with identical inputs are encoded once and share that encoding, so that
     ``score_queries`` sees them as copies and gives them equal scores.
     """
-    from tqdm import tqdm
 
-    with paddle.no_grad(), tqdm(total=collection.num_videos, unit="video", desc="encoding videos",
-                                disable=not progress, dynamic_ncols=True) as bar:
-        parts, inverse = encode_distinct_videos(engine.encode_video_arrays, collection, batch_size, bar)
+    def encode(**inputs):
+        return engine.video_arrays(engine.encode_video(**inputs))
+
+    with engine.session(), progress_bar(total=collection.num_videos, requested=progress, unit="video",
+                                        desc="encoding videos", dynamic_ncols=True) as bar:
+        parts, inverse = encode_distinct_videos(encode, collection, batch_size, bar)
     return {name: np.concatenate([p[name] for p, _ in parts])[inverse] for name in VIDEO_FIELDS}
 
 
@@ -315,64 +273,32 @@ def _distinct_rows(arrays, names):
     return distinct(record_digest({k: arrays[k][n] for k in names}, names) for n in range(count))
 
 
-def score_queries(engine, text, videos, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE, progress=True, candidates=None,
-                  text_batch_size=16):
-    """Scores of every query against the encoded videos: float32 [Q, V].
+def score_queries(engine, text, videos, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE, progress=True, text_batch_size=16):
+    """Scores of every query against the encoded videos: float32 [Q, V], by ``score_matrix``'s loop.
 
-    text: dict TEXT_KEYS -> int64 [Q, T]; videos: dict VIDEO_FIELDS -> arrays [V, ...].
-    candidates: None (every video), or per query the video indices to score (int [N]);
-    the other videos get -inf. Identical queries and identical video encodings are scored
-    once and share their scores (ties stay ties whatever the pass size).
+    engine: a Scorer; text: dict TEXT_KEYS -> int64 [Q, T]; videos: dict VIDEO_FIELDS -> arrays [V, ...].
+    Identical queries and identical video encodings are scored once and share their scores
+    (ties stay ties whatever the pass size).
     """
     text_first, text_inverse = _distinct_rows(text, TEXT_KEYS)
     video_first, video_inverse = _distinct_rows(videos, VIDEO_FIELDS)
-    picked = None
-    if candidates is not None:
-        # A distinct query scores the union of its copies' candidates, as distinct videos.
-        union = [set() for _ in text_first]
-        for q, cand in enumerate(candidates):
-            union[text_inverse[q]].update(video_inverse[np.asarray(cand, dtype=np.int64)].tolist())
-        picked = [np.array(sorted(u), dtype=np.int64) for u in union]
-    distinct_scores = _score_distinct(engine, _rows(text, text_first), _rows(videos, video_first), pair_batch_size,
-                                      progress, picked, text_batch_size)
-    scores = distinct_scores[text_inverse][:, video_inverse]
-    if candidates is not None:
-        keep = np.zeros(scores.shape, dtype=bool)
-        for q, cand in enumerate(candidates):
-            keep[q, np.asarray(cand, dtype=np.int64)] = True
-        scores[~keep] = -np.inf
-    return scores
+    scores = _score_distinct(engine, _rows(text, text_first), _rows(videos, video_first), pair_batch_size, progress,
+                             text_batch_size)
+    return scores[text_inverse][:, video_inverse]
 
 
-def _score_distinct(engine, text, videos, pair_batch_size, progress, candidates, text_batch_size):
-    """``score_queries`` of distinct queries and videos. Passes hold at most ``pair_batch_size``
-    pairs, as in ``score_matrix`` (several queries share a pass when the videos are few)."""
-    from tqdm import tqdm
-
+def _score_distinct(engine, text, videos, pair_batch_size, progress, text_batch_size):
+    """``score_queries`` of distinct queries and videos."""
     num_queries, num_videos = len(text["text_ids"]), len(videos["region"])
-    scores = np.full((num_queries, num_videos), -np.inf, dtype=np.float32)
-    chunk = max(1, min(num_videos, int(pair_batch_size)))
-    pairs = num_queries * num_videos if candidates is None else sum(len(c) for c in candidates)
+    chunk = video_chunk(num_videos, pair_batch_size)
+    encoded = [(engine.video_from_arrays(_rows(videos, slice(s, s + chunk))), min(chunk, num_videos - s))
+               for s in range(0, num_videos, chunk)]
 
-    def chunks(index):
-        return [(engine.video_from_arrays(_rows(videos, index[s : s + chunk])), len(index[s : s + chunk]))
-                for s in range(0, len(index), chunk)]
+    def captions(start, stop):
+        return {k: paddle.to_tensor(text[k][start:stop]) for k in TEXT_KEYS}
 
-    with paddle.no_grad(), tqdm(total=pairs, unit="pair", unit_scale=True, desc="scoring",
-                                disable=not progress, dynamic_ncols=True) as bar:
-        every = chunks(np.arange(num_videos)) if candidates is None else None
-        block = int(text_batch_size) if candidates is None else 1
-        for start in range(0, num_queries, block):
-            rows = slice(start, min(start + block, num_queries))
-            prefix = engine.encode_text(**{k: paddle.to_tensor(text[k][rows]) for k in TEXT_KEYS})
-            n = rows.stop - rows.start
-            if candidates is None:
-                scores[rows] = _score_caption_block(engine, prefix, n, every, max(1, int(pair_batch_size) // chunk),
-                                                    bar)
-            else:
-                picked = np.asarray(candidates[start], dtype=np.int64)
-                scores[start, picked] = _score_caption_block(engine, prefix, 1, chunks(picked), 1, bar)[0]
-    return scores
+    with engine.session(), _progress(num_queries * num_videos, progress) as bar:
+        return score_rows(engine, captions, num_queries, encoded, pair_batch_size, text_batch_size, bar)
 
 
 

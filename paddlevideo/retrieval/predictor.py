@@ -1,8 +1,8 @@
 """Paddle Inference predictors of an exported ActBERT (``tools/export_model.py``).
 
-``InferenceEngine`` runs the three exported graphs behind the interface the dygraph
-backbone offers retrieval (``encode_text``, ``encode_video``, ``match_logits``, ``eval``),
-so ``score_matrix`` and the search run on either unchanged. Encoded captions and videos
+``InferenceEngine`` runs the three exported graphs behind the scoring interface
+(``scoring.Scorer``) the dygraph backbone implements too (``DygraphScorer``), so
+``score_matrix`` and the search run on either unchanged. Encoded captions and videos
 are ``TextPrefix`` / ``VideoInputs`` holding NumPy arrays.
 
 The trailing text and region positions that are padding in every pair of a pass are cut
@@ -12,6 +12,7 @@ get the cut tensors and the resize positions of the action contexts.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 
@@ -19,7 +20,8 @@ import numpy as np
 import paddle
 
 from ..modeling.backbones.actbert import kept_length, resize_index
-from ..modeling.export import (
+from ..utils.errors import ConfigError, DataError
+from .export import (
     PAIR_INPUTS,
     TEXT_FIELDS,
     TEXT_INPUTS,
@@ -27,7 +29,7 @@ from ..modeling.export import (
     VIDEO_INPUTS,
     read_export_info,
 )
-from ..utils.errors import ConfigError, DataError
+from .scoring import Scorer
 
 # The largest calls TensorRT is prepared for (dynamic shape ranges).
 MAX_TEXTS, MAX_VIDEOS, MAX_PAIRS = 64, 256, 4096
@@ -43,6 +45,44 @@ def _numpy(x):
 def _positions(action_len, nominal, keep):
     """TrimPlan positions: the action index of each of the first ``keep`` of ``nominal`` positions."""
     return resize_index(action_len, nominal).numpy()[:keep]
+
+
+# --------------------------------------------------------------------------- command-line options
+
+
+def parse_bool(text):
+    """An argparse type: true/false, 1/0, yes/no."""
+    value = str(text).strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value in ("true", "1", "yes")
+
+
+def add_engine_args(p):
+    """The predictor options of tools/predict.py and tools/search.py (PaddleVideo's flag names)."""
+    p.add_argument("--use_gpu", type=parse_bool, default=False, help="run on GPU 0 (default false)")
+    p.add_argument("--gpu_id", type=int, default=0, help="GPU to use with --use_gpu true")
+    p.add_argument("--use_tensorrt", type=parse_bool, default=False, help="TensorRT on GPU (default false)")
+    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="TensorRT precision")
+    p.add_argument("--enable_mkldnn", type=parse_bool, default=False,
+                   help="oneDNN on CPU (default false, as PaddleVideo; measured slower here, see README)")
+    p.add_argument("--cpu_threads", type=int, default=None, help="CPU math threads (default: Paddle's)")
+
+
+def engine_options(args):
+    """``InferenceEngine`` keyword arguments of the parsed ``add_engine_args`` flags; ConfigError for a
+    thread count or GPU id below its range."""
+    if args.cpu_threads is not None and args.cpu_threads < 1:
+        raise ConfigError(f"--cpu_threads must be at least 1 (leave it out for Paddle's default), "
+                          f"got {args.cpu_threads}")
+    if args.gpu_id < 0:
+        raise ConfigError(f"--gpu_id must be 0 or more, got {args.gpu_id}")
+    if args.use_gpu:
+        return {"device": "gpu", "gpu_id": args.gpu_id, "tensorrt": args.use_tensorrt, "precision": args.precision}
+    return {"device": "cpu", "mkldnn": args.enable_mkldnn, "cpu_threads": args.cpu_threads}
+
+
+# --------------------------------------------------------------------------- predictors
 
 
 def predictor_config(model_file, params_file, device="cpu", cpu_threads=None, mkldnn=True, tensorrt=False,
@@ -80,14 +120,14 @@ def predictor_config(model_file, params_file, device="cpu", cpu_threads=None, mk
     return config
 
 
-class InferenceEngine:
+class InferenceEngine(Scorer):
     """The three exported graphs of ``model_dir`` as Paddle Inference predictors.
 
     Keyword arguments go to ``predictor_config`` (device, cpu_threads, mkldnn, tensorrt,
     precision, gpu_id, gpu_memory_mb). ``info``: the export's ``export_info.json``.
     """
 
-    training = False  # what score_matrix reads of a model
+    kind = "exported"
 
     def __init__(self, model_dir, **options):
         self.model_dir = model_dir
@@ -105,11 +145,11 @@ class InferenceEngine:
                 raise ConfigError(f"--inference-dir {model_dir}: cannot load {graph} (.json/.pdiparams): {reason}; "
                                   "copy or export the model again") from None
 
-    def eval(self):
-        return self
+    def video_arrays(self, encoded):
+        return encoded  # already a dict VIDEO_FIELDS -> NumPy arrays
 
-    def train(self, mode=True):
-        return self
+    def video_from_arrays(self, arrays):
+        return arrays
 
     def _trt_shapes(self, graph):
         """(min, max, opt) shapes of a graph's inputs up to the export's limits, for TensorRT:
@@ -198,7 +238,7 @@ class InferenceEngine:
 def engine_for_config(model_dir, cfg, **options):
     """An InferenceEngine for ``model_dir``, checked against the config it will serve:
     the same MODEL.backbone, and DATASET.test lengths within the export's limits."""
-    from ..modeling.export import check_export_matches
+    from .export import check_export_matches
 
     info = read_export_info(model_dir)
     check_export_matches(info, dict(cfg.MODEL.get("backbone") or {}), model_dir)

@@ -1,0 +1,13 @@
+"""Evaluators: how a model is scored on a validation or test set, chosen by ``METRIC``.
+
+``build_evaluator`` finds the evaluator registered under ``METRIC.name`` (or, without a
+``METRIC`` section, under the dataset's ``default_metric``); training's validation and
+``main.py --test`` then call ``evaluator.evaluate(net, data)`` whatever the task.
+"""
+
+from .base import EvalSettings, Evaluator
+from .builder import build_evaluator
+from .loss import LOSS_METRIC, LossEvaluator
+from .registry import EVALUATORS
+
+__all__ = ["EVALUATORS", "LOSS_METRIC", "EvalSettings", "Evaluator", "LossEvaluator", "build_evaluator"]
