@@ -11,15 +11,32 @@ Protocol (the YouCook2 leaderboard's micro level):
   averaging gives other figures;
 - SPICE is left out (it downloads Stanford CoreNLP models at first use).
 
+``YouCook2CaptionMetric`` (``METRIC.name``) collects the generated captions of a test and
+writes ``caption_metrics.json`` and ``captions.csv`` (video_id, segment, start, end,
+reference, generated), with the trivial captioner scored beside the model.
+
 The tokenizer and METEOR are Java programs: without ``java`` on the PATH, ``caption_scores``
 raises a one-line CaptionMetricError saying so (no figure is made up).
 """
 
+import csv
+import io
+import json
+import os
 import shutil
+import subprocess
 
 from ..utils.errors import ActBertError, DataError
+from ..utils.logger import get_logger
+from ..utils.outfile import atomic_output
+from .registry import METRICS
 
 METRIC_NAMES = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+METRICS_FILE, CAPTIONS_FILE = "caption_metrics.json", "captions.csv"
+CSV_HEADER = ("video_id", "segment", "start", "end", "reference", "generated")
+PROTOCOL = ("pycocoevalcap 1.2: BLEU-1..4, METEOR 1.5, ROUGE-L, CIDEr-D; PTB-tokenized generated and reference "
+            "sentences; one corpus-level call over all segments; micro level (one reference per segment, the "
+            "annotation's own sentence); x100")
 JAVA_HINT = "install a Java runtime (e.g. apt-get install default-jre-headless)"
 
 
@@ -115,3 +132,78 @@ def most_frequent_sentence(sentences):
     if not counts:
         raise DataError("no training sentences for the most-frequent-sentence baseline")
     return max(counts, key=counts.get)
+
+
+def format_table(systems):
+    """{name: {metric: score}} -> the metrics as rows, one column per captioner (side by side)."""
+    names = list(systems)
+    widths = [max(10, len(n) + 3) for n in names]
+    lines = [f"{'':8s}" + "".join(f"{n:>{w}s}" for n, w in zip(names, widths))]
+    lines += [f"{m:8s}" + "".join(f"{systems[n][m]:{w}.2f}" for n, w in zip(names, widths)) for m in METRIC_NAMES]
+    return "\n".join(lines)
+
+
+def _java_version():
+    """``java -version``'s first line, or None (recorded beside the figures)."""
+    try:
+        done = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    return lines[0] if lines else None
+
+
+def write_caption_outputs(output_dir, rows, report):
+    """``caption_metrics.json`` (``report`` + the Java version) and ``captions.csv``: one row per
+    segment (video_id, segment, start, end, reference, generated) in ``output_dir``, atomically."""
+    os.makedirs(output_dir, exist_ok=True)
+    report = {**report, "java": _java_version()}
+    with atomic_output(os.path.join(output_dir, METRICS_FILE), "output_dir") as f:
+        f.write((json.dumps(report, indent=1) + "\n").encode("utf-8"))
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(CSV_HEADER)
+    writer.writerows(rows)
+    with atomic_output(os.path.join(output_dir, CAPTIONS_FILE), "output_dir") as f:
+        f.write(text.getvalue().encode("utf-8"))
+
+
+@METRICS.register()
+class YouCook2CaptionMetric:
+    """``METRIC: {name: YouCook2CaptionMetric}``: coco-caption scores of generated captions.
+
+    ``segments``: [(key, video_id, index, start, end, reference)] of the evaluated set, in
+    order; ``baseline``: a sentence given to every segment (the trivial captioner, scored in
+    the same Java run) or None. ``update(keys, captions)`` per batch, then ``accumulate()`` ->
+    {metric: score x100}; with ``output_dir`` it writes ``caption_metrics.json`` and
+    ``captions.csv``. ``data_size``, ``batch_size``, ``log_interval``: PaddleVideo's builder
+    keys, unused.
+    """
+
+    def __init__(self, data_size=None, batch_size=None, log_interval=1, output_dir=None, segments=(), baseline=None,
+                 settings=None):
+        self.output_dir, self.segments, self.baseline = output_dir, list(segments), baseline
+        self.settings = dict(settings or {})
+        self.generated = {}
+
+    def update(self, keys, captions):
+        self.generated.update(zip(keys, captions))
+
+    def accumulate(self):
+        references = {s[0]: s[5] for s in self.segments}
+        systems = {"model": self.generated}
+        if self.baseline is not None:
+            systems["most frequent training sentence"] = {k: self.baseline for k in references}
+        scored = {name: totals for name, (totals, _) in score_systems(references, systems).items()}
+        get_logger().info("YouCook2 captioning, %d segments (coco-caption, PTB-tokenized, x100):\n%s",
+                          len(references), format_table(scored))
+        if self.output_dir:
+            report = {"metrics": scored["model"], "segments": len(references), "protocol": PROTOCOL,
+                      "baseline_most_frequent_sentence": scored.get("most frequent training sentence"),
+                      "baseline_sentence": self.baseline,
+                      "empty_captions": sum(not self.generated[k] for k in references), **self.settings}
+            rows = [(vid, index, f"{start:g}", f"{end:g}", ref, self.generated[key])
+                    for key, vid, index, start, end, ref in self.segments]
+            write_caption_outputs(self.output_dir, rows, report)
+            get_logger().info("captions and metrics written to %s", self.output_dir)
+        return scored["model"]

@@ -95,7 +95,9 @@ def describe_checkpoint(path):
             return "optimizer"
         raise
     keys = list(state)
-    if all(k.startswith(PREFIX) for k in keys):
+    # A framework's state dict: its backbone's keys, and those of its own layers (a caption
+    # decoder, say), never bare bert./cls. ones.
+    if any(k.startswith(PREFIX) for k in keys) and not any(k.startswith(("bert.", "cls.")) for k in keys):
         return "full"
     if not all(k.startswith(("bert.", "cls.")) for k in keys):
         return "unknown"
@@ -166,15 +168,39 @@ def load_model_weights(model, path):
     """Load a full checkpoint (``backbone.`` keys; bare keys accepted) into a framework model.
 
     Every backbone key must be present: a BERT-only file belongs in MODEL.backbone.pretrained."""
-    state = strip_prefix(read_state_dict(path))
+    raw = read_state_dict(path)
+    own = {k: v for k, v in raw.items() if not k.startswith((PREFIX, "bert.", "cls."))}
+    state = strip_prefix({k: v for k, v in raw.items() if k not in own})
     try:
         arrays, report = match_state(model.backbone, state, os.fspath(path), allow_scratch=False)
     except WeightsError as exc:
         hint = " (a BERT-only initialisation? set MODEL.backbone.pretrained instead)" if _is_bert_only(state) else ""
         raise WeightsError(f"{exc}{hint}") from None
+    heads = _framework_layers(model, own, path)
     _assign(model.backbone, arrays)
+    for key, array in heads.items():
+        model.state_dict()[key].set_value(array)
     get_logger().info(report.summary())
     return report
+
+
+def _framework_layers(model, own, path):
+    """The arrays of the framework's own layers (keys outside ``backbone.``: a caption decoder),
+    checked like the backbone's: every one present, same shapes, none unknown."""
+    expected = {k: p for k, p in model.state_dict().items() if not k.startswith(PREFIX)}
+    missing = [k for k in expected if k not in own]
+    unknown = [k for k in own if k not in expected]
+    mismatched = [f"'{k}' file {list(own[k].shape)} vs model {list(p.shape)}" for k, p in expected.items()
+                  if k in own and list(own[k].shape) != list(p.shape)]
+    if missing:
+        raise WeightsError(f"{path} does not fit the model: {len(missing)} missing key(s) of "
+                           f"{type(model).__name__}: {_names(missing)} (a checkpoint of another framework?)")
+    if unknown:
+        raise WeightsError(f"{path} does not fit the model: {len(unknown)} key(s) {type(model).__name__} does not "
+                           f"have: {_names(unknown)} (a checkpoint of another framework?)")
+    if mismatched:
+        raise WeightsError(f"{path} does not fit the model: shape mismatch: {'; '.join(mismatched[:SHOWN])}")
+    return {k: own[k].astype(str(p.dtype).replace("paddle.", "")) for k, p in expected.items()}
 
 
 def _assign(layer, arrays):

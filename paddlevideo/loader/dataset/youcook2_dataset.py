@@ -12,6 +12,7 @@ key ``<video_id>_<start>_<end>``, see ``loader.youcook2``).
 import numpy as np
 
 from ...utils.errors import ConfigError, DataError
+from ...utils.registry import accepted_kwargs
 from ..registry import DATASETS
 from ..youcook2 import SUBSETS, read_annotations, read_retrieval_csv, subset_segments
 from .msrvtt_dataset import MSRVTTDataset
@@ -22,7 +23,11 @@ class YouCook2RetrievalDataset(MSRVTTDataset):
     """``file_path``: ``validation_youcook.csv``; ``features_path``: the segment LMDB;
     ``annotation_file`` (optional): the annotation JSON, to check every row is an annotated
     segment and to know its index. Other keys as ``MSRVTTDataset``. ``clips``: the rows as
-    ``loader.youcook2.Segment``."""
+    ``loader.youcook2.Segment``. Evaluated by ``YouCook2RetrievalMetric`` (the MSR-VTT scoring
+    path, with the clip count and the projected time printed first)."""
+
+    default_metric = "YouCook2RetrievalMetric"
+    config_keys = accepted_kwargs(MSRVTTDataset) + ["annotation_file"]
 
     def __init__(self, file_path, features_path, annotation_file=None, **kwargs):
         self.annotation_file = annotation_file
@@ -47,8 +52,11 @@ class YouCook2CaptionDataset(MSRVTTDataset):
     the references the metrics read are the full sentences). ``action_mask_all_ones``
     defaults to False here (padded action slots masked). ``segments``: the Segments, in
     file order; ``__getitem__(i)``: the video input of segment i + ``caption_ids`` int64 [T]
-    + ``index`` (i).
+    + ``index`` (i). Evaluated by ``YouCook2CaptionMetric``.
     """
+
+    default_metric = "YouCook2CaptionMetric"
+    config_keys = accepted_kwargs(MSRVTTDataset) + ["subset"]
 
     def __init__(self, file_path, features_path, subset="training", max_seq_length=40, action_mask_all_ones=False,
                  **kwargs):
@@ -59,7 +67,8 @@ class YouCook2CaptionDataset(MSRVTTDataset):
                          action_mask_all_ones=action_mask_all_ones, **kwargs)
 
     def _read_queries(self):
-        self.segments = subset_segments(read_annotations(self.file_path), self.subset)
+        self._videos = read_annotations(self.file_path)
+        self.segments = subset_segments(self._videos, self.subset)
         if not self.segments:
             raise DataError(f"{self.file_path}: no {self.subset} segments")
         return [s.key for s in self.segments], [s.sentence for s in self.segments]
@@ -72,6 +81,17 @@ class YouCook2CaptionDataset(MSRVTTDataset):
     def references(self):
         """{segment key: the annotation's own sentence} (the metrics' references)."""
         return {s.key: s.sentence for s in self.segments}
+
+    def training_sentences(self):
+        """The sentences of the training subset (for the most-frequent-sentence baseline)."""
+        return [s.sentence for s in subset_segments(self._videos, "training")]
+
+    def check_disjoint(self, train):
+        """DataError when a training set of this kind shares videos with this (validation) set."""
+        shared = {s.video_id for s in self.segments} & {s.video_id for s in getattr(train, "segments", ())}
+        if shared and train is not self:
+            raise DataError(f"DATASET.valid ({self.subset}) shares {len(shared)} videos with DATASET.train "
+                            f"({getattr(train, 'subset', '?')}), e.g. {sorted(shared)[0]}")
 
     def __repr__(self):
         return (f"YouCook2CaptionDataset({len(self.segments)} {self.subset} segments, file_path='{self.file_path}', "
