@@ -15,7 +15,15 @@ import time
 import paddle
 
 from ..loader.dataloader import collate_batch, to_tensors
-from ..metrics.captioning import METRIC_NAMES, YouCook2CaptionMetric, caption_scores, most_frequent_sentence
+from ..metrics.captioning import (
+    CAPTIONS_FILE,
+    METRIC_NAMES,
+    METRICS_FILE,
+    YouCook2CaptionMetric,
+    caption_scores,
+    most_frequent_sentence,
+    scoring_tools,
+)
 from ..utils.errors import ConfigError, DataError
 from ..utils.logger import get_logger
 from ..utils.runtime import rank_and_world
@@ -23,7 +31,6 @@ from .base import Evaluator, results_dir
 from .registry import EVALUATORS
 
 VIDEO_INPUTS = ("image_feat", "image_loc", "image_mask", "action_feat", "action_mask")
-KEYS = ("name", "batch_size", "beam_size", "baseline")
 
 
 @EVALUATORS.register(name="YouCook2CaptionMetric")
@@ -36,20 +43,18 @@ class CaptionEvaluator(Evaluator):
 
     def __init__(self, metric_cfg, settings):
         super().__init__(metric_cfg, settings)
-        unknown = sorted(set(self.metric_cfg) - set(KEYS))
-        if unknown:
-            raise ConfigError(f"unknown key 'METRIC.{unknown[0]}' for YouCook2CaptionMetric; valid keys: "
-                              f"{', '.join(KEYS[1:])}")
         self.batch_size = self.metric_cfg.get("batch_size", 32)
         self.beam_size = self.metric_cfg.get("beam_size")
         for key, value in (("batch_size", self.batch_size), ("beam_size", self.beam_size)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"METRIC.{key} must be a positive integer, got {value!r}")
-        self.baseline = bool(self.metric_cfg.get("baseline", True))
+        self.score_baseline = bool(self.metric_cfg.get("baseline", True))
 
     def check(self, dataset):
+        """Before any work: segments to caption, and pycocoevalcap and Java to score them."""
         if not getattr(dataset, "segments", None):
             raise DataError(f"{self.settings.where}: no segments to caption")
+        scoring_tools()
 
     @paddle.no_grad()
     def generate(self, net, dataset):
@@ -75,12 +80,12 @@ class CaptionEvaluator(Evaluator):
             return caption_scores(dataset.references(), generated)
         if rank_and_world()[0] != 0:
             return None
-        baseline = most_frequent_sentence(dataset.training_sentences()) if self.baseline else None
+        baseline = most_frequent_sentence(dataset.training_sentences()) if self.score_baseline else None
         metric = YouCook2CaptionMetric(
-            output_dir=results_dir(self.settings.output_dir, ("caption_metrics.json", "captions.csv")),
-            segments=[(s.key, s.video_id, s.index, s.start, s.end, s.sentence) for s in dataset.segments],
-            baseline=baseline,
-            settings={"subset": dataset.subset, "beam_size": self.beam_size or net.beam_size,
-                      "max_decode_length": net.max_decode_length, "freeze_encoder": net.freeze_encoder})
+            output_dir=results_dir(self.settings.output_dir, (METRICS_FILE, CAPTIONS_FILE)))
+        metric.segments = [(s.key, s.video_id, s.index, s.start, s.end, s.sentence) for s in dataset.segments]
+        metric.baseline_sentence = baseline
+        metric.settings = {"subset": dataset.subset, "beam_size": self.beam_size or net.beam_size,
+                           "max_decode_length": net.max_decode_length, "freeze_encoder": net.freeze_encoder}
         metric.update(list(generated), list(generated.values()))
         return metric.accumulate()

@@ -44,7 +44,7 @@ class CaptionMetricError(ActBertError, RuntimeError):
     """What caption scoring needs is missing (pycocoevalcap, Java)."""
 
 
-def _scorers():
+def scoring_tools():
     """pycocoevalcap's tokenizer and scorer classes; CaptionMetricError when it or Java is missing."""
     try:
         from pycocoevalcap.bleu.bleu import Bleu
@@ -90,7 +90,7 @@ def score_systems(references, systems):
     {name: (totals, per segment)} for systems {name: {segment key: sentence}}."""
     for hypotheses in systems.values():
         _check(references, hypotheses)
-    tokenizer, bleu, meteor_cls, rouge, cider = _scorers()
+    tokenizer, bleu, meteor_cls, rouge, cider = scoring_tools()
     keys = sorted(references)  # a fixed order: the scorers iterate the dicts
     # Everything in one tokenizer run; ("r"|name, key) keeps the sentences apart.
     both = {("r", k): [{"caption": references[k]}] for k in keys}
@@ -170,20 +170,21 @@ def write_caption_outputs(output_dir, rows, report):
 
 @METRICS.register()
 class YouCook2CaptionMetric:
-    """``METRIC: {name: YouCook2CaptionMetric}``: coco-caption scores of generated captions.
+    """``METRIC: {name: YouCook2CaptionMetric, batch_size, beam_size, baseline}``: coco-caption
+    scores of generated captions (the evaluator reads ``batch_size``, ``beam_size`` and
+    ``baseline``; ``data_size``, ``log_interval``: PaddleVideo's builder keys, unused).
 
-    ``segments``: [(key, video_id, index, start, end, reference)] of the evaluated set, in
-    order; ``baseline``: a sentence given to every segment (the trivial captioner, scored in
-    the same Java run) or None. ``update(keys, captions)`` per batch, then ``accumulate()`` ->
-    {metric: score x100}; with ``output_dir`` it writes ``caption_metrics.json`` and
-    ``captions.csv``. ``data_size``, ``batch_size``, ``log_interval``: PaddleVideo's builder
-    keys, unused.
+    Set by the evaluator before ``accumulate``: ``segments`` [(key, video_id, index, start,
+    end, reference)] of the evaluated set, in order; ``baseline_sentence``: given to every
+    segment (the trivial captioner, scored in the same Java run) or None; ``settings``: what
+    the report records of the run. ``update(keys, captions)`` per batch, then
+    ``accumulate()`` -> {metric: score x100}; with ``output_dir`` it writes
+    ``caption_metrics.json`` and ``captions.csv``.
     """
 
-    def __init__(self, data_size=None, batch_size=None, log_interval=1, output_dir=None, segments=(), baseline=None,
-                 settings=None):
-        self.output_dir, self.segments, self.baseline = output_dir, list(segments), baseline
-        self.settings = dict(settings or {})
+    def __init__(self, data_size=None, batch_size=None, log_interval=1, output_dir=None, beam_size=None,
+                 baseline=True):
+        self.output_dir, self.segments, self.baseline_sentence, self.settings = output_dir, [], None, {}
         self.generated = {}
 
     def update(self, keys, captions):
@@ -192,15 +193,15 @@ class YouCook2CaptionMetric:
     def accumulate(self):
         references = {s[0]: s[5] for s in self.segments}
         systems = {"model": self.generated}
-        if self.baseline is not None:
-            systems["most frequent training sentence"] = {k: self.baseline for k in references}
+        if self.baseline_sentence is not None:
+            systems["most frequent training sentence"] = {k: self.baseline_sentence for k in references}
         scored = {name: totals for name, (totals, _) in score_systems(references, systems).items()}
         get_logger().info("YouCook2 captioning, %d segments (coco-caption, PTB-tokenized, x100):\n%s",
                           len(references), format_table(scored))
         if self.output_dir:
             report = {"metrics": scored["model"], "segments": len(references), "protocol": PROTOCOL,
                       "baseline_most_frequent_sentence": scored.get("most frequent training sentence"),
-                      "baseline_sentence": self.baseline,
+                      "baseline_sentence": self.baseline_sentence,
                       "empty_captions": sum(not self.generated[k] for k in references), **self.settings}
             rows = [(vid, index, f"{start:g}", f"{end:g}", ref, self.generated[key])
                     for key, vid, index, start, end, ref in self.segments]
