@@ -10,7 +10,8 @@ named ingredients and utensil (1-3 boxes each) among kitchen background (hand, c
 sentence cannot.
 
 Extremes, as in the real file: 1 s segments (one action slot), segments of minutes (all
-five), segments overlapping the previous one, long sentences (two steps joined, 30-45
+five), segments overlapping the previous one, a span annotated twice with two sentences
+(same features under keys ``..._<start>_<end>`` and ``..._<start>_<end>_2``), long sentences (two steps joined, 30-45
 words), integer-second bounds, a validation video left out of the retrieval list (as the
 21 HowTo100M videos are), recipes of several types.
 
@@ -46,7 +47,7 @@ SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 OUTPUTS = ("youcookii_annotations_trainval.json", "validation_youcook.csv", "youcook2.lmdb", "vocab.txt")
 IMAGE_H, IMAGE_W = 360.0, 640.0
 MAX_ACTIONS = 5
-EXTREMES = ("one_second", "minutes", "overlap", "long")
+EXTREMES = ("one_second", "minutes", "overlap", "long", "same_bounds")
 
 
 def step_sentence(verb, a, b, utensil):
@@ -103,8 +104,8 @@ class KitchenWorld:
 
 def segment_bounds(rng, count, extreme, where):
     """``count`` integer [start, end] pairs in time order, 4-30 s with background gaps between,
-    except segment ``where``: ``extreme`` = one_second (1 s), minutes (2-4 min) or overlap
-    (starts inside the previous segment)."""
+    except segment ``where``: ``extreme`` = one_second (1 s), minutes (2-4 min), overlap
+    (starts inside the previous segment) or same_bounds (the previous segment's span again)."""
     bounds, clock = [], int(rng.integers(0, 20))
     for i in range(count):
         kind = extreme if i == where else "plain"
@@ -112,6 +113,8 @@ def segment_bounds(rng, count, extreme, where):
         start = clock
         if kind == "overlap" and bounds:
             start = max(bounds[-1][0] + 1, bounds[-1][1] - int(rng.integers(1, 4)))
+        if kind == "same_bounds" and bounds:  # one span annotated twice, as oJZUxU9szWA's [120, 252]
+            start, length = bounds[-1][0], bounds[-1][1] - bounds[-1][0]
         bounds.append([start, start + length])
         clock = max(clock, start + length) + int(rng.integers(0, 15))
     return bounds
@@ -119,7 +122,7 @@ def segment_bounds(rng, count, extreme, where):
 
 def video_annotations(world, rng, extreme):
     """(duration, annotations, [(segment, steps)]) of one video with one ``extreme`` segment
-    (one_second, minutes, overlap, long) and, rarely, more long sentences."""
+    (EXTREMES) and, rarely, more long sentences."""
     count = int(rng.integers(3, 9))
     where = int(rng.integers(1, count))
     annotations, shown = [], []
@@ -161,8 +164,12 @@ def make_youcook2_demo(out, seed=0, num_videos=120, feature_dim=32, noise=0.2):
             recipe = str(101 + int(rng.integers(6)))
             database[vid] = {"duration": duration, "subset": subset, "recipe_type": recipe,
                              "video_url": f"https://www.youtube.com/watch?v={vid}", "annotations": annotations}
+            spans = {}
             for ((start, end), steps), ann in zip(shown, annotations):
-                records[segment_key(vid, start, end)] = world.record(steps, end - start)
+                occurrence = spans[start, end] = spans.get((start, end), 0) + 1
+                # A span annotated twice is one clip: the same features under both keys.
+                records[segment_key(vid, start, end, occurrence)] = (
+                    records[segment_key(vid, start, end)] if occurrence > 1 else world.record(steps, end - start))
                 if subset == "validation" and i != 3:  # the first validation video: "in HowTo100M"
                     rows.append(f"{end},{start},{recipe},{ann['sentence']},{vid}")
         with open(os.path.join(out, OUTPUTS[0]), "w", encoding="utf-8") as f:

@@ -11,8 +11,9 @@ video; relative paths are relative to the CSV), or YouCook2's files: the annotat
 ``youcookii_annotations_trainval.json`` (every segment of both subsets) or MIL-NCE's
 ``validation_youcook.csv`` (header ``end,start,task,text,video_id``): one clip per segment with
 its sentence, clip id ``<video_id>_<start>_<end>`` (two decimals, e.g. ``xHr8X2Wpmno_47.00_60.00``,
-the same from both files), the videos found by YouTube id anywhere under the file's folder
-(``raw_videos/<subset>/<recipe>/<id>.mp4``). Without a CSV row, a video's clips are the
+the same from both files; ``_2`` appended for a span the video annotates twice), the videos
+found by YouTube id anywhere under the file's folder (``raw_videos/<subset>/<recipe>/<id>.mp4``).
+Without a CSV row, a video's clips are the
 cues of a subtitle file beside it (``name.vtt`` or ``name.srt``: HowTo100M-style clips with
 their ASR captions), else fixed ``--window`` second windows without captions.
 

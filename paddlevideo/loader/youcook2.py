@@ -17,14 +17,17 @@ retrieval clip list.
 printed with two decimals (``xHr8X2Wpmno_47.00_60.00``). It is the key
 ``tools/extract_features.py`` gives a clip cut from a CSV row, it needs nothing but the
 row itself (the retrieval CSV has no segment index), and the annotation file and the
-CSV give the same key for the same segment. Two segments of one video with the same
-bounds (none in the official file) would share a key: the reader refuses them. The
-segment's position in its video's list (``index``) is kept for the outputs.
+CSV give the same key for the same segment. One video of the official validation set
+annotates the same span twice with two sentences (``oJZUxU9szWA`` [120, 252], both in
+MIL-NCE's list): the n-th segment (n >= 2, file order) of a video with bounds already
+used gets ``_<n>`` appended (``oJZUxU9szWA_120.00_252.00_2``), so every segment has its
+own key and its own (identical) features. The segment's position in its video's list
+(``index``) is kept for the outputs.
 """
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..utils.errors import DataError
 from .steps.coin import _number, _unique_keys  # one rule for numbers and repeated keys across the readers
@@ -33,9 +36,11 @@ SUBSETS = ("training", "validation", "testing")
 CSV_COLUMNS = ("end", "start", "task", "text", "video_id")
 
 
-def segment_key(video_id, start, end):
-    """The clip key of a segment: ``<video_id>_<start:.2f>_<end:.2f>`` (see the module docstring)."""
-    return f"{video_id}_{float(start):.2f}_{float(end):.2f}"
+def segment_key(video_id, start, end, occurrence=1):
+    """The clip key of a segment: ``<video_id>_<start:.2f>_<end:.2f>``, plus ``_<occurrence>``
+    for the second and later segments of a video with the same bounds (module docstring)."""
+    key = f"{video_id}_{float(start):.2f}_{float(end):.2f}"
+    return key if occurrence == 1 else f"{key}_{occurrence}"
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,14 @@ class Segment:
     sentence: str
     subset: str = ""
     recipe_type: str = ""
+    occurrence: int = 1  # n-th segment of its video with these bounds, in file order
 
     @property
     def key(self):
+        return segment_key(self.video_id, self.start, self.end, self.occurrence)
+
+    @property
+    def span(self):
         return segment_key(self.video_id, self.start, self.end)
 
     @property
@@ -101,14 +111,18 @@ def _video(path, video_id, record):
     if not isinstance(record["annotations"], list):
         raise DataError(f"{where}: 'annotations' must be a list, got {type(record['annotations']).__name__}")
     recipe = str(record.get("recipe_type", ""))
-    segments = tuple(_segment(f"{where}, annotation {i}", str(video_id), i, e, subset, recipe)
-                     for i, e in enumerate(record["annotations"]))
-    keys = [s.key for s in segments]
-    if len(set(keys)) != len(keys):
-        twice = next(s for s in segments if keys.count(s.key) > 1)
-        raise DataError(f"{where}: two annotations have the segment [{twice.start:g}, {twice.end:g}] (one clip "
-                        "key each is needed)")
-    return YouCookVideo(str(video_id), subset, recipe, duration, segments)
+    segments = _numbered(_segment(f"{where}, annotation {i}", str(video_id), i, e, subset, recipe)
+                         for i, e in enumerate(record["annotations"]))
+    return YouCookVideo(str(video_id), subset, recipe, duration, tuple(segments))
+
+
+def _numbered(segments):
+    """``segments`` with ``occurrence`` set: the n-th of its video with the same bounds, in order."""
+    seen, out = {}, []
+    for seg in segments:
+        seen[seg.span] = seen.get(seg.span, 0) + 1
+        out.append(replace(seg, occurrence=seen[seg.span]))
+    return out
 
 
 def _load_json(path, what):
@@ -177,25 +191,31 @@ def read_retrieval_csv(path, annotations=None):
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not rows or tuple(c.strip().lower() for c in rows[0]) != CSV_COLUMNS:
         raise DataError(f"{path}: expected the header '{','.join(CSV_COLUMNS)}' (MIL-NCE's validation_youcook.csv)")
-    clips, seen = [], {}
+    parsed, seen = [], {}
     for line, row in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in row):
             continue
         clip = _csv_row(path, line, row)
-        if clip.key in seen:
-            raise DataError(f"{path}:{line}: the clip {clip.key} is listed twice (first on line {seen[clip.key]})")
-        seen[clip.key] = line
-        clips.append(_matched(path, line, clip, annotations) if annotations is not None else clip)
-    if not clips:
+        if (clip.span, clip.sentence) in seen:
+            raise DataError(f"{path}:{line}: the clip {clip.span} ({clip.sentence!r}) is listed twice (first on "
+                            f"line {seen[clip.span, clip.sentence]})")
+        seen[clip.span, clip.sentence] = line
+        parsed.append((line, clip))
+    if not parsed:
         raise DataError(f"{path}: no clips")
+    clips = _numbered(clip for _, clip in parsed)
+    if annotations is not None:
+        clips = [_matched(path, line, clip, annotations) for (line, _), clip in zip(parsed, clips)]
     return clips
 
 
 def _matched(path, line, clip, annotations):
+    """The row as its annotated segment (its index and key): the one of the same bounds and
+    sentence, else the one of the same bounds and occurrence."""
     video = annotations.get(clip.video_id)
-    found = [s for s in (video.segments if video else ()) if s.key == clip.key]
+    same = [s for s in (video.segments if video else ()) if s.span == clip.span]
+    found = [s for s in same if s.sentence == clip.sentence] or [s for s in same if s.occurrence == clip.occurrence]
     if not found:
         raise DataError(f"{path}:{line}: no annotated segment [{clip.start:g}, {clip.end:g}] of video "
                         f"{clip.video_id!r} in the annotation file")
-    return Segment(clip.video_id, found[0].index, clip.start, clip.end, clip.sentence, found[0].subset,
-                   clip.recipe_type)
+    return replace(clip, index=found[0].index, subset=found[0].subset, occurrence=found[0].occurrence)

@@ -29,6 +29,8 @@ def test_demo_corpus_reads_back_with_its_extremes(demo):
     assert any(len(s.sentence.split()) >= 30 and LONG_TAIL in s.sentence for s in val)  # long sentences
     overlaps = [(a, b) for v in videos.values() for a, b in zip(v.segments, v.segments[1:]) if b.start < a.end]
     assert overlaps
+    twice = [s for s in train + val if s.occurrence == 2]  # a span annotated twice
+    assert twice and all(s.key == s.span + "_2" for s in twice)
     # Every segment's features are in the LMDB under its key, action slots growing with the length.
     env = lmdb.open(str(out / "youcook2.lmdb"), readonly=True, lock=False)
     with env.begin() as txn:
@@ -37,6 +39,9 @@ def test_demo_corpus_reads_back_with_its_extremes(demo):
             rec = pickle.loads(txn.get(seg.key.encode()))
             assert rec["video_id"] == seg.key and rec["features"].shape[1] == 8
             assert len(rec["action_features"]) == (1 if seg.duration == 1 else min(5, int(np.ceil(seg.duration / 6))))
+        for seg in twice:  # one clip: the same features under both keys
+            np.testing.assert_array_equal(pickle.loads(txn.get(seg.key.encode()))["features"],
+                                          pickle.loads(txn.get(seg.span.encode()))["features"])
     env.close()
 
 
@@ -67,6 +72,27 @@ def test_keys_are_the_same_from_both_files(tmp_path):
     assert read_retrieval_csv(tmp_path / "v.csv")[0].index == -1  # without the annotations: no index
 
 
+def test_a_span_annotated_twice_gets_two_keys_in_both_files(tmp_path):
+    # The real case: oJZUxU9szWA annotates [120, 252] twice (MIL-NCE's list, lines 765-766).
+    (tmp_path / "a.json").write_text(json.dumps({"database": {"oJZUxU9szWA": {
+        "duration": 400.0, "subset": "validation", "recipe_type": "416", "video_url": "u", "annotations": [
+            {"segment": [120, 252], "id": 0, "sentence": "soak gram and place water salt and turmeric powder in "
+                                                          "pressure cooker"},
+            {"segment": [120, 252], "id": 1, "sentence": "pressure cook the dal and grind"},
+            {"segment": [252, 275], "id": 2, "sentence": "heat ghee in a pan"}]}}}))
+    rows = ["252,120,416,soak gram and place water salt and turmeric powder in pressure cooker,oJZUxU9szWA",
+            "252,120,416,pressure cook the dal and grind,oJZUxU9szWA", "275,252,416,heat ghee in a pan,oJZUxU9szWA"]
+    (tmp_path / "v.csv").write_text("end,start,task,text,video_id\n" + "\n".join(rows) + "\n")
+    keys = ["oJZUxU9szWA_120.00_252.00", "oJZUxU9szWA_120.00_252.00_2", "oJZUxU9szWA_252.00_275.00"]
+    videos = read_annotations(tmp_path / "a.json")
+    assert [s.key for s in videos["oJZUxU9szWA"].segments] == keys
+    assert [c.key for c in read_retrieval_csv(tmp_path / "v.csv")] == keys
+    # Rows in another order are matched by their sentence, not their position.
+    (tmp_path / "w.csv").write_text("end,start,task,text,video_id\n" + "\n".join(rows[::-1]) + "\n")
+    matched = read_retrieval_csv(tmp_path / "w.csv", videos)
+    assert [(c.key, c.index) for c in matched] == [(keys[2], 2), (keys[1], 1), (keys[0], 0)]
+
+
 def video(annotations, **extra):
     return {"duration": 100.0, "subset": "training", "recipe_type": "101", "video_url": "u",
             "annotations": annotations, **extra}
@@ -76,8 +102,6 @@ def video(annotations, **extra):
     ({"v1": video([{"segment": [5, 3], "id": 0, "sentence": "x"}])},
      r"video 'v1', annotation 0: 'segment' must be \[start, end\] seconds with 0 <= start < end, got \[5, 3\]"),
     ({"v1": video([{"segment": [1, 3], "id": 0, "sentence": " "}])}, r"video 'v1', annotation 0: 'sentence' must be"),
-    ({"v1": video([{"segment": [1, 3], "sentence": "a"}, {"segment": [1, 3], "sentence": "b"}])},
-     r"video 'v1': two annotations have the segment \[1, 3\]"),
     ({"v1": video([], subset="train")}, r"video 'v1': 'subset' must be one of"),
     ({"v1": {"subset": "training", "annotations": []}}, r"video 'v1': missing 'duration'"),
     ({"v1": video([{"segment": [1, float("nan")], "sentence": "a"}])}, r"video 'v1', annotation 0: 'segment' must "),
@@ -106,8 +130,8 @@ def test_bad_annotation_files(tmp_path):
     ("end,start,task,text,video_id\n60,x,226,pick,v\n", r":2: start/end must be seconds"),
     ("end,start,task,text,video_id\n40,47,226,pick,v\n", r":2: need 0 <= start < end, got start 47, end 40"),
     ("end,start,task,text,video_id\n60,47,226,,v\n", r":2: empty text"),
-    ("end,start,task,text,video_id\n60,47,226,a,v\n\n60,47.0,226,b,v\n", r":4: the clip v_47.00_60.00 is listed "
-                                                                          r"twice \(first on line 2\)"),
+    ("end,start,task,text,video_id\n60,47,226,a,v\n\n60,47.0,226,a,v\n", r":4: the clip v_47.00_60.00 \('a'\) is "
+                                                                          r"listed twice \(first on line 2\)"),
     ("end,start,task,text,video_id\n", r"no clips"),
 ])
 def test_bad_retrieval_rows_name_file_and_line(tmp_path, body, message):

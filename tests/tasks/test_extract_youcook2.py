@@ -22,6 +22,7 @@ def corpus(tmp_path):
         "vidA": {"duration": 50.0, "subset": "training", "recipe_type": "101", "video_url": "u", "annotations": [
             {"segment": [3, 4], "id": 0, "sentence": "crack an egg"},
             {"segment": [3, 40], "id": 1, "sentence": "whisk the eggs , then fry"},  # overlaps the first
+            {"segment": [3, 40], "id": 4, "sentence": "the same span again"},  # as oJZUxU9szWA's [120, 252]
             {"segment": [45, 60], "id": 2, "sentence": "serve"},  # ends past the downloaded video
             {"segment": [46, 70], "id": 3, "sentence": "serve again"}]},  # the same span once cut
         "vidB": {"duration": 30.0, "subset": "validation", "recipe_type": "226", "video_url": "u",
@@ -41,14 +42,16 @@ def test_annotation_json_segments_become_keyed_clips(tmp_path, caplog):
     assert "1 of its 3 videos are not under" in caplog.text and "gone" in caplog.text
     assert [(j.video_id, j.path) for j in jobs] == [("vidA", str(root / "raw_videos/training/101/vidA.mp4")),
                                                    ("vidB", str(root / "raw_videos/validation/226/vidB.webm"))]
-    assert [c.clip_id for c in jobs[0].clips] == ["vidA_3.00_4.00", "vidA_3.00_40.00", "vidA_45.00_60.00",
-                                                 "vidA_46.00_70.00"]
+    assert [c.clip_id for c in jobs[0].clips] == ["vidA_3.00_4.00", "vidA_3.00_40.00", "vidA_3.00_40.00_2",
+                                                 "vidA_45.00_60.00", "vidA_46.00_70.00"]
     # The extractor keeps the keys: a segment past the real end (video of 55 s) is cut but keeps its
-    # key; two segments cut to the same span stay two clips; a whole-video segment keeps its key too.
+    # key; two segments of the same span (annotated or cut) stay two clips; a whole-video segment keeps
+    # its key too.
     extractor = Extractor(None, None, SimpleNamespace(subtitle_encoding="utf-8", window=10.0))
     specs = extractor.clip_specs(jobs[0], 55.0)
     assert [(s.clip_id, s.start, s.end, s.captions) for s in specs] == [
         ("vidA_3.00_4.00", 3, 4, ["crack an egg"]), ("vidA_3.00_40.00", 3, 40, ["whisk the eggs , then fry"]),
+        ("vidA_3.00_40.00_2", 3, 40, ["the same span again"]),
         ("vidA_45.00_60.00", 45, 55.0, ["serve"]), ("vidA_46.00_70.00", 46, 55.0, ["serve again"])]
     (whole,) = extractor.clip_specs(jobs[1], 30.0)
     assert whole.clip_id == segment_key("vidB", 0, 30) == "vidB_0.00_30.00"
