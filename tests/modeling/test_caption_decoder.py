@@ -156,3 +156,27 @@ def test_decoder_and_encoder_vocabularies_must_agree():
         ActBertCaption(TINY, {**DECODER, "vocab_size": 13})
     with pytest.raises(ConfigError, match="max_decode_length"):
         ActBertCaption(TINY, DECODER, max_decode_length=10)
+
+
+def test_checkpoint_round_trip_loads_the_decoder_and_checks_its_keys(tmp_path):
+    from paddlevideo.modeling.weights import describe_checkpoint, load_model_weights
+    from paddlevideo.utils.errors import WeightsError
+
+    paddle.seed(0)
+    saved = ActBertCaption(TINY, DECODER, bos_id=2, eos_id=3, max_decode_length=5)
+    path = str(tmp_path / "caption.pdparams")
+    paddle.save(saved.state_dict(), path)
+    assert describe_checkpoint(path) == "full"
+    paddle.seed(1)
+    fresh = ActBertCaption(TINY, DECODER, bos_id=2, eos_id=3, max_decode_length=5)
+    load_model_weights(fresh, path)
+    for key, value in saved.state_dict().items():
+        np.testing.assert_array_equal(fresh.state_dict()[key].numpy(), value.numpy())
+    wider = ActBertCaption(TINY, {**DECODER, "dim_feedforward": 32}, bos_id=2, eos_id=3, max_decode_length=5)
+    with pytest.raises(WeightsError, match=r"shape mismatch: 'decoder.decoder.layers.0.linear1.weight' file \[16, "):
+        load_model_weights(wider, path)
+    state = dict(saved.state_dict())
+    state["decoder.extra"] = state["decoder.out.bias"]
+    paddle.save(state, path)
+    with pytest.raises(WeightsError, match=r"1 key\(s\) ActBertCaption does not have: 'decoder.extra'"):
+        load_model_weights(fresh, path)
