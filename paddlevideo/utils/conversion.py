@@ -35,13 +35,17 @@ def check_finite(state, path):
 
 
 def check_outputs(outputs, inputs):
-    """ConfigError when an output path is one of the inputs (it would be overwritten)."""
+    """ConfigError when an output path is one of the inputs, or is any other file that exists:
+    a converter writes only new files, never over one it did not create."""
     for output in outputs:
         for source in inputs:
             same = os.path.realpath(output) == os.path.realpath(source)
             if same or (os.path.exists(output) and os.path.exists(source) and os.path.samefile(output, source)):
                 raise ConfigError(f"the output {output} is the input {source}: refusing to overwrite it "
                                   "(choose another output path)")
+        if os.path.lexists(output):
+            raise ConfigError(f"the output {output} exists: refusing to overwrite a file this conversion did not "
+                              "write (remove it first, or choose another output path)")
 
 
 def write_atomically(path, write):

@@ -255,6 +255,15 @@ def test_output_same_as_input_is_refused_and_the_input_kept(detector_files, tmp_
     assert (folder / "config.yaml").read_bytes() == before and not (folder / "config.pdparams").exists()
 
 
+def test_an_existing_output_is_never_overwritten(detector_files, tmp_path, capsys):
+    for name, main, source, extra in converter_cases(tmp_path, detector_files):
+        output = tmp_path / f"{name}_taken.pdparams"
+        output.write_bytes(b"someone else's weights")
+        status, err = run(main, [*source, output, *extra], capsys)
+        assert_one_error(status, err, f"the output {output} exists", "refusing to overwrite")
+        assert output.read_bytes() == b"someone else's weights", name
+
+
 @pytest.mark.parametrize("value", [np.nan, np.inf])
 def test_non_finite_weights_are_refused_naming_the_parameter(value, detector_files, tmp_path, capsys):
     arrays = dict(np.load(TORCH_FILES / "r3d10_tiny.npz"))
