@@ -14,6 +14,7 @@ import time
 
 import paddle
 
+from ..fields import VIDEO_KEYS
 from ..loader.dataloader import collate_batch, to_tensors
 from ..metrics.captioning import (
     CAPTIONS_FILE,
@@ -29,8 +30,6 @@ from ..utils.logger import get_logger
 from ..utils.runtime import rank_and_world
 from .base import Evaluator, results_dir
 from .registry import EVALUATORS
-
-VIDEO_INPUTS = ("image_feat", "image_loc", "image_mask", "action_feat", "action_mask")
 
 
 @EVALUATORS.register(name="YouCook2CaptionMetric")
@@ -63,7 +62,7 @@ class CaptionEvaluator(Evaluator):
         out = {}
         for start in range(0, len(dataset), self.batch_size):
             indices = list(range(start, min(start + self.batch_size, len(dataset))))
-            batch = to_tensors({k: v for k, v in collate_batch(dataset, indices).items() if k in VIDEO_INPUTS})
+            batch = to_tensors({k: v for k, v in collate_batch(dataset, indices).items() if k in VIDEO_KEYS})
             for i, ids in zip(indices, net.generate(batch, beam_size=self.beam_size)):
                 out[dataset.segments[i].key] = dataset.tokenizer.decode(ids).strip() if ids else ""
         return out

@@ -11,6 +11,7 @@ key ``<video_id>_<start>_<end>``, see ``loader.youcook2``).
 
 import numpy as np
 
+from ...fields import CAPTION_KEY
 from ...utils.errors import ConfigError, DataError
 from ...utils.registry import accepted_kwargs
 from ..registry import DATASETS
@@ -74,7 +75,7 @@ class YouCook2CaptionDataset(MSRVTTDataset):
         return [s.key for s in self.segments], [s.sentence for s in self.segments]
 
     def __getitem__(self, i):
-        sample = {**self.video(int(self.query_video_index[i])), "caption_ids": self._text["text_ids"][i],
+        sample = {**self.video(int(self.query_video_index[i])), CAPTION_KEY: self._text["text_ids"][i],
                   "index": np.int64(i)}
         return self.pipeline(sample) if self.pipeline is not None else sample
 

@@ -21,13 +21,11 @@ Batch fields: ``image_feat`` [B, V, Dv], ``image_loc`` [B, V, 5], ``image_mask``
 import paddle
 import paddle.nn as nn
 
+from ...fields import CAPTION_KEY, VIDEO_KEYS
 from ...utils.errors import ConfigError, DataError
 from ...utils.registry import build_from_cfg
 from ..heads.caption_search import beam_search, greedy_search
 from ..registry import BACKBONES, FRAMEWORKS, HEADS, LOSSES
-
-VIDEO_INPUTS = ("image_feat", "image_loc", "image_mask", "action_feat", "action_mask")
-CAPTION = "caption_ids"
 
 
 @FRAMEWORKS.register()
@@ -71,7 +69,7 @@ class ActBertCaption(nn.Layer):
 
     def encode(self, batch):
         """Video batch -> (memory [B, 2 + V + A, d_model], memory_mask [B, 2 + V + A])."""
-        missing = [k for k in VIDEO_INPUTS if k not in batch]
+        missing = [k for k in VIDEO_KEYS if k not in batch]
         if missing:
             raise DataError(f"captioning batch lacks {', '.join(missing)}; got keys {', '.join(sorted(batch))}")
         count = batch["image_feat"].shape[0]
@@ -97,9 +95,9 @@ class ActBertCaption(nn.Layer):
             return self.generate(batch)
         if mode not in ("train", "valid"):
             raise ValueError(f"mode must be 'train', 'valid' or 'test', got {mode!r}")
-        if CAPTION not in batch:
-            raise DataError(f"captioning batch lacks {CAPTION}; got keys {', '.join(sorted(batch))}")
-        ids = batch[CAPTION]
+        if CAPTION_KEY not in batch:
+            raise DataError(f"captioning batch lacks {CAPTION_KEY}; got keys {', '.join(sorted(batch))}")
+        ids = batch[CAPTION_KEY]
         memory, mask = self.encode(batch)
         logits = self.decoder(ids[:, :-1], memory, mask)
         return self.loss(logits, ids[:, 1:])
