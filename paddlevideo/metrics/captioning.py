@@ -20,6 +20,7 @@ raises a one-line CaptionMetricError saying so (no figure is made up).
 """
 
 import csv
+import inspect
 import io
 import json
 import os
@@ -57,7 +58,35 @@ def scoring_tools():
     if shutil.which("java") is None:
         raise CaptionMetricError(f"caption metrics need Java for pycocoevalcap's PTB tokenizer and METEOR, and "
                                  f"'java' is not on the PATH: {JAVA_HINT}")
+    folder = os.path.dirname(inspect.getfile(PTBTokenizer))
+    if not os.access(folder, os.W_OK):  # it writes its input to a temporary file there
+        raise CaptionMetricError(f"pycocoevalcap's PTB tokenizer writes a temporary file in {folder}, which this "
+                                 "user cannot write: install pycocoevalcap where you can write (a virtual environment)")
     return PTBTokenizer, Bleu, Meteor, Rouge, Cider
+
+
+def _tokenize(tokenizer, sentences):
+    """pycocoevalcap's PTB tokenization of {key: [{"caption"}]}; CaptionMetricError if Java failed
+    (the tokenizer then returns fewer lines than it was given)."""
+    try:
+        tokens = tokenizer().tokenize(sentences)
+    except (OSError, ValueError) as exc:
+        raise CaptionMetricError(f"pycocoevalcap's PTB tokenizer (Java) failed: {exc}") from None
+    if set(tokens) != set(sentences):
+        raise CaptionMetricError(f"pycocoevalcap's PTB tokenizer (Java) returned {len(tokens)} of "
+                                 f"{len(sentences)} sentences: check that 'java -version' runs")
+    return tokens
+
+
+def _meteor_failed(meteor, exc):
+    """CaptionMetricError for a METEOR process that died (out of memory: it asks for -Xmx2G)."""
+    process = getattr(meteor, "meteor_p", None)
+    said = ""
+    if process is not None and process.poll() is not None and process.stderr:
+        said = process.stderr.read().decode("utf-8", "replace").strip().splitlines()[-1:] or ""
+        said = f": {said[0]}" if said else ""
+    return CaptionMetricError(f"pycocoevalcap's METEOR (Java, meteor-1.5.jar with -Xmx2G) failed "
+                              f"({type(exc).__name__}){said}")
 
 
 def _check(references, hypotheses):
@@ -96,13 +125,17 @@ def score_systems(references, systems):
     both = {("r", k): [{"caption": references[k]}] for k in keys}
     for name, hypotheses in systems.items():
         both.update({((name,), k): [{"caption": hypotheses[k] or ""}] for k in keys})
-    tokens = tokenizer().tokenize(both)
+    tokens = _tokenize(tokenizer, both)
     gts = {k: tokens[("r", k)] for k in keys}
     meteor, results = meteor_cls(), {}
     try:
         for name in systems:
             res = {k: [tokens[((name,), k)][0] if tokens[((name,), k)] else ""] for k in keys}
-            scored = [bleu(4).compute_score(gts, res, verbose=0), meteor.compute_score(gts, res),
+            try:
+                meteor_scored = meteor.compute_score(gts, res)
+            except (OSError, ValueError) as exc:  # a dead process: a broken pipe, or '' read as a score
+                raise _meteor_failed(meteor, exc) from None
+            scored = [bleu(4).compute_score(gts, res, verbose=0), meteor_scored,
                       rouge().compute_score(gts, res), cider().compute_score(gts, res)]
             values = list(scored[0][0]) + [s[0] for s in scored[1:]]
             each = list(scored[0][1]) + [s[1] for s in scored[1:]]

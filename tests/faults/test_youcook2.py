@@ -122,3 +122,37 @@ def test_retrieval_list_row_without_annotated_segment(corpus, tmp_path):
                                "-o", f"DATASET.test.vocab_file={data / 'vocab.txt'}")
     assert code == 2 and len(errors) == 1
     assert f"v.csv:{len(rows) + 1}: no annotated segment [{end}, {int(end) + 500}] of video '{vid}'" in errors[0]
+
+
+class _Dead:
+    """A METEOR whose Java process died (compute_score reads '' as a score)."""
+
+    def compute_score(self, gts, res):
+        raise ValueError("could not convert string to float: ''")
+
+
+class _NoLines:
+    """A PTB tokenizer whose Java produced nothing."""
+
+    def tokenize(self, sentences):
+        return {}
+
+
+def test_java_failures_and_an_unwritable_package_folder_are_one_line(monkeypatch):
+    from paddlevideo.metrics import captioning
+
+    refs, hyps = {"a": "slice the tomato"}, {"a": "slice it"}
+    real = captioning.scoring_tools()
+    monkeypatch.setattr(captioning, "scoring_tools", lambda: (_NoLines, *real[1:]))
+    with pytest.raises(captioning.CaptionMetricError, match=r"PTB tokenizer \(Java\) returned 0 of 2 sentences"):
+        captioning.caption_scores(refs, hyps)
+    identity = type("Identity", (), {"tokenize": lambda self, s: {k: [v[0]["caption"]] for k, v in s.items()}})
+    monkeypatch.setattr(captioning, "scoring_tools", lambda: (identity, real[1], _Dead, *real[3:]))
+    with pytest.raises(captioning.CaptionMetricError, match=r"METEOR \(Java, meteor-1.5.jar with -Xmx2G\) failed"):
+        captioning.caption_scores(refs, hyps)
+    monkeypatch.undo()
+    # A package folder the user cannot write (we run as root: os.access is monkeypatched).
+    access = captioning.os.access
+    monkeypatch.setattr(captioning.os, "access", lambda path, mode: mode != captioning.os.W_OK and access(path, mode))
+    with pytest.raises(captioning.CaptionMetricError, match="PTB tokenizer writes a temporary file in .*pycocoevalcap"):
+        captioning.caption_scores(refs, hyps)
