@@ -8,7 +8,13 @@
 
 VIDEOS: video files, folders (searched recursively), ``.txt`` lists (one path a line) or a
 ``.csv`` with the header ``video,start,end,caption`` (seconds; empty start/end = the whole
-video; relative paths are relative to the CSV). Without a CSV row, a video's clips are the
+video; relative paths are relative to the CSV), or YouCook2's files: the annotation JSON
+``youcookii_annotations_trainval.json`` (every segment of both subsets) or MIL-NCE's
+``validation_youcook.csv`` (header ``end,start,task,text,video_id``): one clip per segment with
+its sentence, clip id ``<video_id>_<start>_<end>`` (two decimals, e.g. ``xHr8X2Wpmno_47.00_60.00``,
+the same from both files; ``_2`` appended for a span the video annotates twice), the videos
+found by YouTube id anywhere under the file's folder (``raw_videos/<subset>/<recipe>/<id>.mp4``).
+Without a CSV row, a video's clips are the
 cues of a subtitle file beside it (``name.vtt`` or ``name.srt``: HowTo100M-style clips with
 their ASR captions), else fixed ``--window`` second windows without captions.
 
@@ -61,7 +67,8 @@ from paddlevideo.utils.logger import get_logger, setup_logger  # noqa: E402
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", help="video files, folders, .txt lists or a video,start,end,caption .csv")
+    p.add_argument("inputs", nargs="+", help="video files, folders, .txt lists, a video,start,end,caption .csv, or "
+                   "YouCook2's annotation .json / retrieval .csv")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--detector_weights", help="converted bottom-up-attention Faster R-CNN .pdparams")
     p.add_argument("--detector_config", help="its config.yaml (default: the VG model's)")

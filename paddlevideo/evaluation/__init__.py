@@ -5,6 +5,7 @@
 ``main.py --test`` then call ``evaluator.evaluate(net, data)`` whatever the task.
 """
 
+from . import caption  # noqa: F401  (registers the captioning evaluator)
 from .base import EvalSettings, Evaluator
 from .builder import build_evaluator
 from .loss import LOSS_METRIC, LossEvaluator

@@ -203,20 +203,22 @@ class Extractor:
                 continue
             if not np.isfinite(end):
                 raise DataError(f"{job.path}: the video has no duration; give start and end")
-            kept.append(ClipSpec(spec.start, end, spec.caption))
+            kept.append(ClipSpec(spec.start, end, spec.caption, spec.clip_id))
         if not kept:
             raise DataError(f"{job.path}: no segment inside the video ({duration:.2f} s)")
         kept.sort(key=lambda s: (s.start, s.end))
-        # Cues (or CSV rows) of one span, to the clip id's 10 ms, are one clip with all their captions.
+        # Cues (or CSV rows) of one span, to the clip id's 10 ms, are one clip with all their captions;
+        # segments with their own ids (YouCook2's) stay apart even when cut to the same span.
         spans = {}
         for spec in kept:
-            span = spans.setdefault(f"{spec.start:.2f}_{spec.end:.2f}", spec)
+            span = spans.setdefault(spec.clip_id or f"{spec.start:.2f}_{spec.end:.2f}", spec)
             if spec.caption and spec.caption not in span.captions:
                 span.captions.append(spec.caption)
         kept = list(spans.values())
         whole = len(kept) == 1 and kept[0].start == 0 and (duration <= 0 or kept[0].end >= duration - 1e-3)
         for spec in kept:
-            spec.clip_id = job.video_id if whole else f"{job.video_id}_{spec.start:.2f}_{spec.end:.2f}"
+            own = job.video_id if whole else f"{job.video_id}_{spec.start:.2f}_{spec.end:.2f}"
+            spec.clip_id = spec.clip_id or own
         return kept
 
     def video(self, job):

@@ -96,7 +96,8 @@ def describe_checkpoint(path):
             return "optimizer"
         raise
     keys = list(state)
-    # a full checkpoint: the backbone's keys prefixed, maybe beside a framework's own head
+    # a full checkpoint: the backbone's keys prefixed, maybe beside a framework's own layers (a task
+    # head, a caption decoder), never bare bert./cls. ones
     if any(k.startswith(PREFIX) for k in keys) and not any(k.startswith(("bert.", "cls.")) for k in keys):
         return "full"
     if not all(k.startswith(("bert.", "cls.")) for k in keys):
@@ -168,42 +169,52 @@ def load_model_weights(model, path):
     """Load a full checkpoint (``backbone.`` keys; bare keys accepted) into a framework model.
 
     Every backbone key must be present: a BERT-only file belongs in MODEL.backbone.pretrained.
-    The framework's own parameters (a task head beside the backbone, e.g. ``head.weight``)
-    are loaded when the file holds them, all of them with their shapes; a file with none of
-    them (a pretrained ActBERT to fine-tune from) leaves them at their initial values, and
-    their names are kept in ``model.fresh_parameters`` (empty otherwise) for the caller."""
+    The framework's own parameters (a task head or caption decoder beside the backbone, e.g.
+    ``head.weight``) are loaded when the file holds them, all of them with their shapes; a file
+    with none of them (a pretrained ActBERT to fine-tune from) leaves them at their initial
+    values, and their names are kept in ``model.fresh_parameters`` (empty otherwise) for the
+    caller. Keys outside the backbone that the model does not have are refused."""
     raw = read_state_dict(path)
-    own = {k: p for k, p in model.state_dict().items() if not k.startswith(PREFIX)}
+    own = {k: v for k, v in raw.items() if not k.startswith((PREFIX, "bert.", "cls."))}
     state = strip_prefix({k: v for k, v in raw.items() if k not in own})
     try:
         arrays, report = match_state(model.backbone, state, os.fspath(path), allow_scratch=False)
     except WeightsError as exc:
         hint = " (a BERT-only initialisation? set MODEL.backbone.pretrained instead)" if _is_bert_only(state) else ""
         raise WeightsError(f"{exc}{hint}") from None
+    heads, fresh = _framework_layers(model, own, path)
     _assign(model.backbone, arrays)
-    model.fresh_parameters = _load_own(model, own, raw, os.fspath(path))
+    for key, array in heads.items():
+        model.state_dict()[key].set_value(array)
+    model.fresh_parameters = fresh
     get_logger().info(report.summary())
     return report
 
 
-def _load_own(model, own, raw, path):
-    """Load the framework's own parameters ``own`` from ``raw``; returns the names left at their
-    initial values (all of them when ``raw`` holds none, else none)."""
-    present = [k for k in own if k in raw]
-    if not present:
-        if own:
+def _framework_layers(model, own, path):
+    """(arrays of the framework's own layers (keys outside ``backbone.``: a task head, a caption
+    decoder), the names left at their initial values). Checked like the backbone's: none
+    unknown, and when the file holds any of them, every one present with its shape; a file
+    with none of them leaves them all initialised (fine-tuning from a pretrained ActBERT)."""
+    expected = {k: p for k, p in model.state_dict().items() if not k.startswith(PREFIX)}
+    unknown = [k for k in own if k not in expected]
+    if unknown:
+        raise WeightsError(f"{path} does not fit the model: {len(unknown)} key(s) {type(model).__name__} does not "
+                           f"have: {_names(unknown)} (a checkpoint of another framework?)")
+    if not own:
+        if expected:
             get_logger().info("%s holds no weights for %s: initialised (fine-tuning starts them)", path,
-                              _names(list(own)))
-        return list(own)
-    missing = [k for k in own if k not in raw]
-    mismatched = [f"'{k}' file {list(raw[k].shape)} vs model {list(p.shape)}" for k, p in own.items()
-                  if k in raw and list(raw[k].shape) != list(p.shape)]
-    if missing or mismatched:
-        problems = ([f"{len(missing)} missing key(s): {_names(missing)}"] if missing else []) + mismatched[:SHOWN]
-        raise WeightsError(f"{path} does not fit the model's own parameters: {'; '.join(problems)}")
-    for k, p in own.items():
-        p.set_value(raw[k].astype(str(p.dtype).replace("paddle.", "")))
-    return []
+                              _names(list(expected)))
+        return {}, list(expected)
+    missing = [k for k in expected if k not in own]
+    mismatched = [f"'{k}' file {list(own[k].shape)} vs model {list(p.shape)}" for k, p in expected.items()
+                  if k in own and list(own[k].shape) != list(p.shape)]
+    if missing:
+        raise WeightsError(f"{path} does not fit the model: {len(missing)} missing key(s) of "
+                           f"{type(model).__name__}: {_names(missing)} (a checkpoint of another framework?)")
+    if mismatched:
+        raise WeightsError(f"{path} does not fit the model: shape mismatch: {'; '.join(mismatched[:SHOWN])}")
+    return {k: own[k].astype(str(p.dtype).replace("paddle.", "")) for k, p in expected.items()}, []
 
 
 def _assign(layer, arrays):
