@@ -213,7 +213,8 @@ def _framework_layers(model, own, path):
         raise WeightsError(f"{path} does not fit the model: {len(missing)} missing key(s) of "
                            f"{type(model).__name__}: {_names(missing)} (a checkpoint of another framework?)")
     if mismatched:
-        raise WeightsError(f"{path} does not fit the model: shape mismatch: {'; '.join(mismatched[:SHOWN])}")
+        raise WeightsError(f"{path} does not fit the model's own parameters: shape mismatch: "
+                           f"{'; '.join(mismatched[:SHOWN])}")
     return {k: own[k].astype(str(p.dtype).replace("paddle.", "")) for k, p in expected.items()}, []
 
 

@@ -67,7 +67,8 @@ def test_coin_test_refuses_a_checkpoint_without_the_head(coin_demo, tmp_path, ca
     model = backbone_only_checkpoint("actbert_coin_demo.yaml", args[1::2], weights)
     assert describe_checkpoint(weights) == "full"
     status, log = run(capsys, "--test", "-c", f"{CONFIGS}/actbert_coin_demo.yaml", *args, "-w", weights)
-    one_line_error(status, log, "holds no weights for the segmentation head (head.weight, head.bias)")
+    one_line_error(status, log, "holds no weights for the framework's own layers: missing key(s) of "
+                   "ActBertSegmentation: head.weight, head.bias")
     # a full checkpoint with the head loads it; one with a head of another size is refused by name
     full = tmp_path / "full.pdparams"
     paddle.save(model.state_dict(), str(full))
@@ -77,7 +78,7 @@ def test_coin_test_refuses_a_checkpoint_without_the_head(coin_demo, tmp_path, ca
     state = model.state_dict()
     state["head.bias"] = paddle.zeros([3])
     paddle.save(state, str(full))
-    with pytest.raises(WeightsError, match=r"own parameters: 'head.bias' file \[3\] vs model"):
+    with pytest.raises(WeightsError, match=r"own parameters: shape mismatch: 'head.bias' file \[3\] vs model"):
         load_model_weights(fresh, full)
 
 
