@@ -13,7 +13,7 @@ from paddlevideo.tasks import retrieval
 from paddlevideo.tasks.retrieval import ArrayRetrievalSet, brute_force_scores, merge_blocks, score_matrix, split_queries
 from paddlevideo.utils.errors import ConfigError, DataError, WeightsError
 
-GOLDEN = Path(__file__).resolve().parents[2] / ".." / "shared" / "golden" / "actbert_tiny"
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "actbert_tiny"  # the tiny reference model
 
 
 @pytest.fixture(scope="module")
