@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs/multimodal/actbert"
 PRETRAIN_EPOCHS = 9  # ~1100 steps: the matching loss leaves its ln 2 plateau after ~900
 # The demo model's operations are too small to share between threads: on 2 loaded cores,
-# pretraining with 2 threads took 1.6-2.7x as long as with one (measured). One thread also
+# pretraining epochs with 2 threads took 1.6-2.8x as long as with one (measured). One thread also
 # makes the demo runs reproducible on a machine (same losses, same R@1 in every run).
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
