@@ -1,4 +1,4 @@
-"""Shared test fixtures: paths of the reference material beside the checkout."""
+"""Shared test fixtures: the reference material in tests/fixtures/ (see its README.md)."""
 
 import importlib.util
 import logging
@@ -9,8 +9,8 @@ import pytest
 from tools.demo_steps import make_coin_demo, make_crosstask_demo
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-GOLDEN = SHARED / "golden"
+# In the repository: a plain clone has nothing beside the checkout.
+FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def minilm_dir():
@@ -22,13 +22,9 @@ def minilm_dir():
 
 
 @pytest.fixture(scope="session")
-def shared_dir():
-    return SHARED
-
-
-@pytest.fixture(scope="session")
 def golden_dir():
-    return GOLDEN
+    """tests/fixtures/: the reference implementations' outputs and the real MSR-VTT query file."""
+    return FIXTURES
 
 
 @pytest.fixture(scope="session")
