@@ -10,6 +10,8 @@ TEXT_KEYS = ("text_ids", "token_type_ids", "text_mask")
 # A video's input: image_feat [B, V, Dv], image_loc [B, V, 5], image_mask [B, V],
 # action_feat [B, A, Da], action_mask [B, A].
 VIDEO_KEYS = ("image_feat", "image_loc", "image_mask", "action_feat", "action_mask")
+# A caption to generate (captioning): int64 [B, L] = [CLS] pieces [SEP] [PAD]...
+CAPTION_KEY = "caption_ids"
 
 # An encoded caption: TextPrefix(hidden, mask, qkv).
 TEXT_FIELDS = ("text_hidden", "text_mask_f", "text_q", "text_k", "text_v")

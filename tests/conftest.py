@@ -1,4 +1,4 @@
-"""Shared test fixtures: paths of the reference material beside the checkout."""
+"""Shared test fixtures: the reference material in tests/fixtures/ (see its README.md)."""
 
 import importlib.util
 import logging
@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from tools.demo_steps import make_coin_demo, make_crosstask_demo
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-GOLDEN = SHARED / "golden"
+# In the repository: a plain clone has nothing beside the checkout.
+FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def minilm_dir():
@@ -20,13 +22,9 @@ def minilm_dir():
 
 
 @pytest.fixture(scope="session")
-def shared_dir():
-    return SHARED
-
-
-@pytest.fixture(scope="session")
 def golden_dir():
-    return GOLDEN
+    """tests/fixtures/: the reference implementations' outputs and the real MSR-VTT query file."""
+    return FIXTURES
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +53,20 @@ def capture_log():
     yield records
     logger.removeHandler(handler)
     logger.setLevel(old_level)
+
+
+# Small demo corpora of the step tasks (tools/demo_steps.py), written once per session and
+# shared by the reader, dataset, demo-corpus and fault tests; tests copy what they damage.
+
+@pytest.fixture(scope="session")
+def coin_demo(tmp_path_factory):
+    """(folder, demo_info) of a 60-video COIN corpus with 16-d features."""
+    out = tmp_path_factory.mktemp("coin")
+    return out, make_coin_demo(str(out), seed=5, num_videos=60, feature_dim=16)
+
+
+@pytest.fixture(scope="session")
+def crosstask_demo(tmp_path_factory):
+    """(folder, demo_info) of a CrossTask corpus, 7 annotated videos per task, 16-d features."""
+    out = tmp_path_factory.mktemp("crosstask")
+    return out, make_crosstask_demo(str(out), seed=5, videos_per_task=7, feature_dim=16)

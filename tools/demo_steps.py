@@ -32,7 +32,7 @@ from paddlevideo.loader.steps import coin, crosstask
 from paddlevideo.utils.errors import DataError
 from paddlevideo.utils.writer_lock import LOCK_SUFFIX, writer_lock
 
-OUTPUTS = ("COIN.json", "crosstask_release", "features", "demo_info.json")  # what a rerun replaces
+OUTPUTS = ("COIN.json", "crosstask_release", "features", "demo_info.json", "vocab.txt")  # what a rerun replaces
 
 VERBS = ["add", "pour", "stir", "cut", "crack", "whisk", "fry", "boil", "spread", "lift", "loosen", "tighten"]
 OBJECTS = ["egg", "milk", "sugar", "bread", "butter", "steak", "rice", "wheel", "nut", "jack", "oil", "cup"]
@@ -131,7 +131,15 @@ def youtube_id(rng):
     return "".join(alphabet[i] for i in rng.integers(len(alphabet), size=11))
 
 
+def write_vocab(out):
+    """``out/vocab.txt``: BERT's five special tokens (ids 0-4), then every word of the step texts."""
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(VERBS + OBJECTS))]
+    with open(os.path.join(out, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(words) + "\n")
+
+
 def write_info(out, info):
+    write_vocab(out)
     with open(os.path.join(out, "demo_info.json"), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=1)
     return info

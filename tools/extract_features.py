@@ -4,10 +4,17 @@
         --detector_weights frcnn_vg.pdparams --action_weights r3d50_K700.pdparams [--device gpu]
     python -m paddle.distributed.launch --gpus 0,1,2,3 tools/extract_features.py ... (videos split by rank)
     python tools/extract_features.py VIDEOS... --out DIR --smoke   (tiny random-init extractors: a trial run)
+    python tools/extract_features.py VIDEOS... --out DIR --per_second ...   (COIN, CrossTask: one record per video)
 
 VIDEOS: video files, folders (searched recursively), ``.txt`` lists (one path a line) or a
 ``.csv`` with the header ``video,start,end,caption`` (seconds; empty start/end = the whole
-video; relative paths are relative to the CSV). Without a CSV row, a video's clips are the
+video; relative paths are relative to the CSV), or YouCook2's files: the annotation JSON
+``youcookii_annotations_trainval.json`` (every segment of both subsets) or MIL-NCE's
+``validation_youcook.csv`` (header ``end,start,task,text,video_id``): one clip per segment with
+its sentence, clip id ``<video_id>_<start>_<end>`` (two decimals, e.g. ``xHr8X2Wpmno_47.00_60.00``,
+the same from both files; ``_2`` appended for a span the video annotates twice), the videos
+found by YouTube id anywhere under the file's folder (``raw_videos/<subset>/<recipe>/<id>.mp4``).
+Without a CSV row, a video's clips are the
 cues of a subtitle file beside it (``name.vtt`` or ``name.srt``: HowTo100M-style clips with
 their ASR captions), else fixed ``--window`` second windows without captions.
 
@@ -22,7 +29,15 @@ Per clip:
   its pooled feature and its arg-max Kinetics class;
 - the caption (CSV or subtitle cue).
 
-Outputs in DIR:
+With ``--per_second`` (the step tasks, whose labels are seconds) each video becomes one
+record instead, ``DIR/seconds/<video_id>.npz``: for each second t of the video (T =
+ceil(duration)), up to ``--boxes_per_second`` regions of the frame in the middle of the
+second and the action feature of a 16-frame window centred there (the format is in
+``paddlevideo/extraction/seconds.py`` and data/README.md, "Per-second features"). Name the
+videos by their COIN / CrossTask (YouTube) ids: the record is found by the file's stem.
+Only ``seconds/``, ``progress.lmdb`` and ``extraction.json`` are written then.
+
+Outputs in DIR (clip mode):
 - ``store/``: the pretraining store (``StoreWriter``; captioned clips only); under several
   processes ``store/rank-NNN/`` per rank (give the list as ``DATASET.train.file_path``);
 - ``msrvtt.lmdb`` + ``msrvtt_queries.csv``: MSR-VTT-format features (one record per clip,
@@ -52,7 +67,8 @@ from paddlevideo.utils.logger import get_logger, setup_logger  # noqa: E402
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", help="video files, folders, .txt lists or a video,start,end,caption .csv")
+    p.add_argument("inputs", nargs="+", help="video files, folders, .txt lists, a video,start,end,caption .csv, or "
+                   "YouCook2's annotation .json / retrieval .csv")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--detector_weights", help="converted bottom-up-attention Faster R-CNN .pdparams")
     p.add_argument("--detector_config", help="its config.yaml (default: the VG model's)")
@@ -74,6 +90,9 @@ def parse_args(argv):
     p.add_argument("--retry_failed", action="store_true", help="try again videos a previous run skipped")
     p.add_argument("--no_progress", action="store_true")
     p.add_argument("--subtitle_encoding", default="utf-8", help="encoding of the .vtt/.srt files (e.g. latin-1)")
+    p.add_argument("--per_second", action="store_true", help="one record of per-second features per video "
+                                                             "(COIN, CrossTask) instead of clips")
+    p.add_argument("--boxes_per_second", type=int, default=7, help="--per_second: regions kept per second")
     p.add_argument("--smoke", action="store_true", help="tiny random-init extractors instead of the weights, to try "
                                                         "the pipeline (64-d features, meaningless)")
     return p.parse_args(argv)
@@ -91,7 +110,7 @@ def settings_from_args(args):
         max_actions=args.max_actions, batch_size=args.batch_size, detector_batch=args.detector_batch,
         write_store=not args.no_store, write_msrvtt=not args.no_msrvtt, write_npy=args.npy,
         retry_failed=args.retry_failed, progress=not args.no_progress, subtitle_encoding=args.subtitle_encoding,
-        smoke=args.smoke)
+        smoke=args.smoke, per_second=args.per_second, boxes_per_second=args.boxes_per_second)
 
 
 def extract(args):

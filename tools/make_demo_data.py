@@ -257,12 +257,16 @@ def make_demo_data(out="data/demo", seed=0, num_train=4000, num_val=200, num_tes
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=("actbert", "coin", "crosstask"), default="actbert",
+    parser.add_argument("--task", choices=("actbert", "coin", "crosstask", "youcook2"), default="actbert",
                         help="actbert (default): the corpus above; coin, crosstask: step-annotated videos in "
-                             "COIN's / CrossTask's layouts with per-second features (tools/demo_steps.py)")
-    parser.add_argument("--out", help="output directory (default data/demo, data/demo_coin, data/demo_crosstask)")
+                             "COIN's / CrossTask's layouts with per-second features (tools/demo_steps.py); "
+                             "youcook2: captioned segments in YouCook2's layouts with segment features "
+                             "(tools/demo_youcook2.py)")
+    parser.add_argument("--out", help="output directory (default data/demo, data/demo_coin, data/demo_crosstask, "
+                                      "data/demo_youcook2)")
     parser.add_argument("--num-videos", type=int,
-                        help="--task coin: videos (default 120); crosstask: annotated videos per task (default 40)")
+                        help="--task coin, youcook2: videos (default 120); crosstask: annotated videos per task "
+                             "(default 40)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files")
     parser.add_argument("--num-train", type=int, default=4000, help="pretraining clips")
     parser.add_argument("--num-val", type=int, default=200, help="validation clips")
@@ -290,11 +294,14 @@ def main(argv=None):
 
 
 def steps_main(args):
-    """``--task coin|crosstask``: the step corpora of tools/demo_steps.py; exit status."""
+    """``--task coin|crosstask|youcook2``: the corpora of tools/demo_steps.py, tools/demo_youcook2.py; exit status."""
     if not __package__:  # run as python tools/<tool>.py: the checkout importable (tools/_path.py)
         import _path  # noqa: F401
     from paddlevideo.utils.errors import exit_status
-    from tools.demo_steps import run
+    if args.task == "youcook2":
+        from tools.demo_youcook2 import run
+    else:
+        from tools.demo_steps import run
 
     return exit_status(run, args)
 

@@ -5,9 +5,12 @@
 ``main.py --test`` then call ``evaluator.evaluate(net, data)`` whatever the task.
 """
 
+from . import caption  # noqa: F401  (registers the captioning evaluator)
 from .base import EvalSettings, Evaluator
 from .builder import build_evaluator
 from .loss import LOSS_METRIC, LossEvaluator
 from .registry import EVALUATORS
+from .steps import COINEvaluator, CrossTaskEvaluator
 
-__all__ = ["EVALUATORS", "LOSS_METRIC", "EvalSettings", "Evaluator", "LossEvaluator", "build_evaluator"]
+__all__ = ["EVALUATORS", "LOSS_METRIC", "COINEvaluator", "CrossTaskEvaluator", "EvalSettings", "Evaluator",
+           "LossEvaluator", "build_evaluator"]

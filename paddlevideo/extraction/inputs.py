@@ -1,5 +1,6 @@
 """What to extract: video files, folders, ``.txt`` lists and ``video,start,end,caption`` CSVs,
-the cues of a WebVTT / SRT file beside a video, or fixed windows."""
+YouCook2's annotation JSON and MIL-NCE's YouCook2 retrieval CSV, the cues of a WebVTT / SRT
+file beside a video, or fixed windows."""
 
 import codecs
 import csv
@@ -10,7 +11,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..loader import youcook2
 from ..utils.errors import ConfigError, DataError
+from ..utils.logger import get_logger
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts"}
 
@@ -63,7 +66,53 @@ def assign_video_ids(jobs, claimed=None):
 
 
 
+def find_videos(root):
+    """{file name stem: path} of the videos under ``root`` (any depth), first in sorted order."""
+    found = {}
+    for p in sorted(Path(root).rglob("*")):
+        if p.suffix.lower() in VIDEO_EXTENSIONS:
+            found.setdefault(p.stem, str(p))
+    return found
+
+
+def read_youcook2(path):
+    """VideoJobs of YouCook2's segments: every segment of ``youcookii_annotations_trainval.json``
+    (both subsets) or every row of MIL-NCE's ``validation_youcook.csv``, one clip each with its
+    sentence and clip id ``<video_id>_<start>_<end>`` (``loader.youcook2.segment_key``).
+
+    The videos are looked up by YouTube id (file name stem) anywhere under the file's folder
+    (the official download keeps ``raw_videos/<subset>/<recipe>/<id>.mp4`` beside the JSON).
+    Videos not found are logged with their count (YouCook2 videos go offline); none found is
+    a ConfigError.
+    """
+    if str(path).lower().endswith(".json"):
+        segments = [s for v in youcook2.read_annotations(path).values() for s in v.segments]
+    else:
+        segments = youcook2.read_retrieval_csv(path)
+    videos, jobs = find_videos(Path(path).parent), {}
+    for seg in segments:
+        if seg.video_id in videos:
+            job = jobs.setdefault(seg.video_id, VideoJob(videos[seg.video_id], [], video_id=seg.video_id))
+            job.clips.append(ClipSpec(seg.start, seg.end, seg.sentence, clip_id=seg.key))
+    missing = sorted({s.video_id for s in segments} - set(jobs))
+    if not jobs:
+        raise ConfigError(f"{path}: none of its {len(missing)} YouCook2 videos is under {Path(path).parent} "
+                          "(files named <video_id>.mp4, .mkv, .webm, ... at any depth)")
+    if missing:
+        get_logger().warning("%s: %d of its %d videos are not under %s and are skipped (e.g. %s)", path,
+                             len(missing), len(missing) + len(jobs), Path(path).parent, ", ".join(missing[:3]))
+    return list(jobs.values())
+
+
+def _is_youcook2_csv(path):
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        header = next(csv.reader(f), [])
+    return tuple(c.strip().lower() for c in header) == youcook2.CSV_COLUMNS
+
+
 def read_csv(path):
+    if _is_youcook2_csv(path):
+        return read_youcook2(path)
     jobs, base = {}, Path(path).parent
     with open(path, encoding="utf-8-sig", newline="") as f:
         rows = list(csv.reader(f))
@@ -97,6 +146,8 @@ def list_videos(inputs):
             new = [VideoJob(p) for p in found]
         elif item.lower().endswith(".csv"):
             new = read_csv(item) if os.path.isfile(item) else None
+        elif item.lower().endswith(".json"):
+            new = read_youcook2(item) if os.path.isfile(item) else None
         elif item.lower().endswith(".txt"):
             if not os.path.isfile(item):
                 new = None

@@ -18,8 +18,9 @@ from ..utils.writer_lock import writer_lock
 from .frames import decode_clips, finish_windows, open_video, plan_clip
 from .inputs import ClipSpec, assign_video_ids, fixed_windows, list_videos, read_subtitles, subtitle_file
 from .regions import select_regions
+from .seconds import extract_seconds
 from .smoke import SMOKE_LABEL
-from .writer import Outputs, check_identity, file_identity, finalise, prepare_out, writing
+from .writer import SECONDS_DIR, Outputs, check_identity, file_identity, finalise, prepare_out, writing
 
 ACTION_SIZE = 112
 
@@ -54,10 +55,12 @@ class ExtractionSettings:
     progress: bool = True
     subtitle_encoding: str = "utf-8"
     smoke: bool = False  # tiny random-init extractors instead of the weights (features meaningless)
+    per_second: bool = False  # one record of per-second features per video (seconds.py), nothing else
+    boxes_per_second: int = 7
 
     def check(self):
         """ConfigError (one line, naming the flag) for a value no run can use."""
-        for name in ("region_frames", "max_boxes", "max_actions", "batch_size", "detector_batch"):
+        for name in ("region_frames", "max_boxes", "max_actions", "batch_size", "detector_batch", "boxes_per_second"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"--{name} must be a whole number >= 1, got {value!r}")
@@ -72,6 +75,9 @@ class ExtractionSettings:
             raise ConfigError(f"--subtitle_encoding: unknown encoding {self.subtitle_encoding!r}") from None
         if not isinstance(self.action_config, dict):
             raise ConfigError(f"--action_config must be a JSON object of model arguments, got {self.action_config!r}")
+        if self.per_second and self.write_npy:
+            raise ConfigError("--npy writes clips (PaddleVideo's training array); --per_second writes per-second "
+                              "records: give one of them")
         if not self.smoke and not (self.detector_weights and self.action_weights):
             raise ConfigError("--detector_weights and --action_weights are required (or --smoke: tiny random-init "
                               "extractors to try the pipeline)")
@@ -197,20 +203,22 @@ class Extractor:
                 continue
             if not np.isfinite(end):
                 raise DataError(f"{job.path}: the video has no duration; give start and end")
-            kept.append(ClipSpec(spec.start, end, spec.caption))
+            kept.append(ClipSpec(spec.start, end, spec.caption, spec.clip_id))
         if not kept:
             raise DataError(f"{job.path}: no segment inside the video ({duration:.2f} s)")
         kept.sort(key=lambda s: (s.start, s.end))
-        # Cues (or CSV rows) of one span, to the clip id's 10 ms, are one clip with all their captions.
+        # Cues (or CSV rows) of one span, to the clip id's 10 ms, are one clip with all their captions;
+        # segments with their own ids (YouCook2's) stay apart even when cut to the same span.
         spans = {}
         for spec in kept:
-            span = spans.setdefault(f"{spec.start:.2f}_{spec.end:.2f}", spec)
+            span = spans.setdefault(spec.clip_id or f"{spec.start:.2f}_{spec.end:.2f}", spec)
             if spec.caption and spec.caption not in span.captions:
                 span.captions.append(spec.caption)
         kept = list(spans.values())
         whole = len(kept) == 1 and kept[0].start == 0 and (duration <= 0 or kept[0].end >= duration - 1e-3)
         for spec in kept:
-            spec.clip_id = job.video_id if whole else f"{job.video_id}_{spec.start:.2f}_{spec.end:.2f}"
+            own = job.video_id if whole else f"{job.video_id}_{spec.start:.2f}_{spec.end:.2f}"
+            spec.clip_id = spec.clip_id or own
         return kept
 
     def video(self, job):
@@ -250,6 +258,22 @@ class Extractor:
             wi += n
         return clips
 
+    def seconds(self, job):
+        """The per-second record of one video (``seconds.py``); DataError if the video cannot be used."""
+        a = self.settings
+        container, _, fps, duration = open_video(job.path)
+        container.close()
+        if not duration > 0:
+            raise DataError(f"{job.path}: the video declares no duration; per-second features need one")
+        record, decoded = extract_seconds(
+            job.path, duration, fps, lambda images: run_detector(self.detector, images, a.detector_batch,
+                                                                 a.boxes_per_second),
+            lambda windows: run_actions(self.action_model, windows, a.batch_size)[0], a.boxes_per_second,
+            a.merge_iou)
+        if decoded < 2:
+            raise DataError(f"{job.path}: {decoded} decodable frame(s), not a video")
+        return record
+
     @staticmethod
     def _skip(job, plan):
         get_logger().warning("%s: no frames for segment %.2f-%.2f s; skipped", job.path, plan.spec.start,
@@ -277,6 +301,8 @@ def run(settings, detector=None, action_model=None):
         set_device(settings.device)
         if detector is None or action_model is None:
             detector, action_model, identity = load_models(settings)
+            if settings.per_second:  # one output never mixes clip records and per-second records
+                identity = {**identity, "per_second": {"boxes_per_second": settings.boxes_per_second}}
             check_identity(out, identity)
         return _run_locked(settings, jobs, detector, action_model, rank, world)
 
@@ -285,18 +311,22 @@ def _run_locked(settings, jobs, detector, action_model, rank, world):
     log = get_logger()
     began = time.perf_counter()
     with writing(settings.out):
-        outputs = Outputs(settings.out, rank, world, settings.write_store, settings.write_msrvtt)
+        outputs = Outputs(settings.out, rank, world, settings.write_store and not settings.per_second,
+                          settings.write_msrvtt and not settings.per_second)
     try:
         counts = _extract_share(settings, jobs, Extractor(detector, action_model, settings), outputs, rank, world)
     finally:
         with writing(settings.out):
             outputs.close()
     done, skipped, failed, clips = counts
-    log.info("rank %d: %d video(s) extracted (%d clips, %.1f s), %d already finished, %d skipped as unusable",
-             rank, done, clips, time.perf_counter() - began, skipped, failed)
+    log.info("rank %d: %d video(s) extracted (%d %s, %.1f s), %d already finished, %d skipped as unusable",
+             rank, done, clips, "seconds" if settings.per_second else "clips", time.perf_counter() - began, skipped,
+             failed)
     with writing(settings.out):
         finished = finalise(settings.out, [j.key for j in jobs], settings.write_npy)
-    if finished:
+    if finished and settings.per_second:
+        log.info("all videos finished; per-second records: %s", Path(settings.out) / SECONDS_DIR)
+    elif finished:
         out = Path(settings.out)
         stores = sorted({str(p.parent) for p in (out / "store").rglob("shard-*")})
         log.info("all videos finished; store: %s; MSR-VTT: %s + %s", stores if len(stores) > 1 else
@@ -321,9 +351,15 @@ def _extract_share(settings, jobs, extractor, outputs, rank, world):
             skipped += 1
             continue
         try:
-            clips = extractor.video(job)
-            with writing(settings.out):
-                outputs.write_video(job, clips)
+            if settings.per_second:
+                record = extractor.seconds(job)
+                clips = range(len(record["action"]))  # counted as seconds
+                with writing(settings.out):
+                    outputs.write_seconds(job, record)
+            else:
+                clips = extractor.video(job)
+                with writing(settings.out):
+                    outputs.write_video(job, clips)
         except DataError as exc:
             failed += 1
             log.warning("skipping video: %s", exc)

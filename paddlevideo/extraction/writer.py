@@ -16,9 +16,10 @@ from ..utils.logger import get_logger
 PROGRESS_MAP = 1 << 30
 LMDB_MAP = 1 << 40  # virtual size; the file grows with its contents
 IDENTITY_FILE = "extraction.json"
+SECONDS_DIR = "seconds"  # --per_second: one <video_id>.npz per video
 # What an extraction writes in --out, and whether each is a folder
 OUTPUT_KINDS = {"store": True, "msrvtt.lmdb": True, "progress.lmdb": True, "msrvtt_queries.csv": False,
-                "actbert_train_data.npy": False, IDENTITY_FILE: False}
+                "actbert_train_data.npy": False, IDENTITY_FILE: False, SECONDS_DIR: True}
 
 
 def prepare_out(out):
@@ -72,8 +73,10 @@ def check_identity(out, models):
 
 def describe_models(models):
     """One line naming the models of an identity record (files with the start of their sha256)."""
+    mode = (f" in per-second mode ({models['per_second']['boxes_per_second']} boxes per second)"
+            if "per_second" in models else " in clip mode")
     if "smoke" in models:
-        return "the --smoke tiny random-init extractors"
+        return "the --smoke tiny random-init extractors" + mode
     parts = []
     for key in ("action_weights", "action_config", "detector_weights", "detector_config"):
         value = models.get(key)
@@ -81,7 +84,7 @@ def describe_models(models):
             parts.append(f"{key} {value['file']} (sha256 {value['sha256'][:12]})")
         elif value:
             parts.append(f"{key} {json.dumps(value, sort_keys=True)}")
-    return ", ".join(parts)
+    return ", ".join(parts) + mode
 
 
 @contextlib.contextmanager
@@ -170,6 +173,21 @@ class Outputs:
                     txn.put(clip.clip_id.encode("utf-8"), msrvtt_record_bytes(clip.clip_id, record))
                     queries += [[clip.clip_id, c] for c in clip.captions]
         self.mark(job, {"status": "done", "clips": len(clips), "stored": stored, "queries": queries})
+
+    def write_seconds(self, job, record):
+        """Write one video's per-second record (dict of arrays) as ``OUT/seconds/<video_id>.npz``
+        (atomically: a killed run leaves no partial record), then mark the video done."""
+        folder = self.out / SECONDS_DIR
+        folder.mkdir(exist_ok=True)
+        target = folder / f"{job.video_id}.npz"
+        tmp = folder / f".{job.video_id}.{os.getpid()}.tmp.npz"
+        try:
+            np.savez(tmp, **record)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        self.mark(job, {"status": "done", "seconds": int(len(record["action"])), "file": str(target.name)})
 
     def mark(self, job, value):
         """Record a VideoJob's outcome (``value``) with its video id."""

@@ -1,2 +1,2 @@
-from . import multiple_choice, retrieval
+from . import captioning, coin, crosstask, multiple_choice, retrieval, youcook2_retrieval
 from .registry import METRICS

@@ -1,5 +1,5 @@
-"""COIN action segmentation: frame accuracy over seconds (not yet registered or wired; see
-data/README.md, "COIN and CrossTask").
+"""COIN action segmentation: frame accuracy over seconds (``METRIC: {name: COINMetric}``;
+evaluated by ``evaluation/steps.py``).
 
 The main figure is MMPT's: 1 - wrong / all over the seconds of every test video pooled,
 background included. Under that protocol predicting background everywhere scores about
@@ -13,6 +13,7 @@ import numpy as np
 
 from ..utils.errors import DataError
 from ..utils.logger import get_logger
+from .registry import METRICS
 
 BACKGROUND = 0
 NAMES_SHOWN = 10
@@ -22,6 +23,7 @@ def _percent(correct, count):
     return 100.0 * correct / count if count else None
 
 
+@METRICS.register(name="COINMetric")
 class COINFrameAccuracy:
     """Pooled per-second accuracy. ``update(video_id, prediction, target)`` per video (either
     classes int [T] or scores [T, C], argmax taken), then ``accumulate()`` ->

@@ -1,5 +1,5 @@
 """CrossTask step localization: the ordered assignment of steps to seconds and the recall
-(not yet registered or wired; see data/README.md, "COIN and CrossTask").
+(``METRIC: {name: CrossTaskMetric}``; evaluated by ``evaluation/steps.py``).
 
 Per video, scores [T, K] (second t, step k in task order) become log-probabilities over the
 steps of each second (log-softmax); ``ordered_assignment`` then gives every step exactly one
@@ -18,6 +18,7 @@ import numpy as np
 
 from ..utils.errors import DataError
 from ..utils.logger import get_logger
+from .registry import METRICS
 
 NAMES_SHOWN = 10
 
@@ -80,6 +81,7 @@ def localize(scores, name="video"):
     return ordered_assignment(log_softmax(scores) if np.size(scores) else scores, name)
 
 
+@METRICS.register(name="CrossTaskMetric")
 class CrossTaskRecall:
     """Per-task recall pooled over videos, then the plain mean over ``tasks``.
 

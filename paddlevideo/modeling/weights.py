@@ -5,7 +5,8 @@ Two kinds of file load:
   prefixed ``backbone.``. It may be a BERT-only initialisation (text stream and masked-LM head,
   e.g. ``bert-base-uncased.pdparams`` or ``tools/bert_to_actbert.py``'s output): the parts BERT
   has no counterpart for are then initialised from scratch and listed as such.
-- a full checkpoint (``-w``): every backbone key must be present.
+- a full checkpoint (``-w``): every backbone key must be present; the framework's own
+  parameters (a task head) are loaded when the file holds them, else left initialised.
 Any other missing key, and any shape mismatch, is a WeightsError naming the key(s).
 """
 
@@ -95,7 +96,9 @@ def describe_checkpoint(path):
             return "optimizer"
         raise
     keys = list(state)
-    if all(k.startswith(PREFIX) for k in keys):
+    # a full checkpoint: the backbone's keys prefixed, maybe beside a framework's own layers (a task
+    # head, a caption decoder), never bare bert./cls. ones
+    if any(k.startswith(PREFIX) for k in keys) and not any(k.startswith(("bert.", "cls.")) for k in keys):
         return "full"
     if not all(k.startswith(("bert.", "cls.")) for k in keys):
         return "unknown"
@@ -165,16 +168,54 @@ def load_backbone_weights(backbone, path):
 def load_model_weights(model, path):
     """Load a full checkpoint (``backbone.`` keys; bare keys accepted) into a framework model.
 
-    Every backbone key must be present: a BERT-only file belongs in MODEL.backbone.pretrained."""
-    state = strip_prefix(read_state_dict(path))
+    Every backbone key must be present: a BERT-only file belongs in MODEL.backbone.pretrained.
+    The framework's own parameters (a task head or caption decoder beside the backbone, e.g.
+    ``head.weight``) are loaded when the file holds them, all of them with their shapes; a file
+    with none of them (a pretrained ActBERT to fine-tune from) leaves them at their initial
+    values, and their names are kept in ``model.fresh_parameters`` (empty otherwise) for the
+    caller. Keys outside the backbone that the model does not have are refused."""
+    raw = read_state_dict(path)
+    own = {k: v for k, v in raw.items() if not k.startswith((PREFIX, "bert.", "cls."))}
+    state = strip_prefix({k: v for k, v in raw.items() if k not in own})
     try:
         arrays, report = match_state(model.backbone, state, os.fspath(path), allow_scratch=False)
     except WeightsError as exc:
         hint = " (a BERT-only initialisation? set MODEL.backbone.pretrained instead)" if _is_bert_only(state) else ""
         raise WeightsError(f"{exc}{hint}") from None
+    heads, fresh = _framework_layers(model, own, path)
     _assign(model.backbone, arrays)
+    for key, array in heads.items():
+        model.state_dict()[key].set_value(array)
+    model.fresh_parameters = fresh
     get_logger().info(report.summary())
     return report
+
+
+def _framework_layers(model, own, path):
+    """(arrays of the framework's own layers (keys outside ``backbone.``: a task head, a caption
+    decoder), the names left at their initial values). Checked like the backbone's: none
+    unknown, and when the file holds any of them, every one present with its shape; a file
+    with none of them leaves them all initialised (fine-tuning from a pretrained ActBERT)."""
+    expected = {k: p for k, p in model.state_dict().items() if not k.startswith(PREFIX)}
+    unknown = [k for k in own if k not in expected]
+    if unknown:
+        raise WeightsError(f"{path} does not fit the model: {len(unknown)} key(s) {type(model).__name__} does not "
+                           f"have: {_names(unknown)} (a checkpoint of another framework?)")
+    if not own:
+        if expected:
+            get_logger().info("%s holds no weights for %s: initialised (fine-tuning starts them)", path,
+                              _names(list(expected)))
+        return {}, list(expected)
+    missing = [k for k in expected if k not in own]
+    mismatched = [f"'{k}' file {list(own[k].shape)} vs model {list(p.shape)}" for k, p in expected.items()
+                  if k in own and list(own[k].shape) != list(p.shape)]
+    if missing:
+        raise WeightsError(f"{path} does not fit the model: {len(missing)} missing key(s) of "
+                           f"{type(model).__name__}: {_names(missing)} (a checkpoint of another framework?)")
+    if mismatched:
+        raise WeightsError(f"{path} does not fit the model's own parameters: shape mismatch: "
+                           f"{'; '.join(mismatched[:SHOWN])}")
+    return {k: own[k].astype(str(p.dtype).replace("paddle.", "")) for k, p in expected.items()}, []
 
 
 def _assign(layer, arrays):

@@ -1,3 +1,3 @@
 """Retrieval: scoring captions against videos, its evaluation, export, predictor and search."""
 
-from . import evaluation  # noqa: F401  (registers the retrieval evaluators)
+from . import evaluation, youcook2  # noqa: F401  (register the retrieval evaluators)

@@ -66,6 +66,12 @@ def build_test_model(model_cfg, weights, flag="-w"):
         load_model_weights(model, weights)
     except WeightsError as exc:
         raise WeightsError(f"MODEL.backbone of the config does not match {flag}: {exc}") from None
+    if model.fresh_parameters:  # a task head or decoder left at its initialisation would score noise
+        raise WeightsError(
+            f"{flag} {weights} holds no weights for the framework's own layers: missing key(s) of "
+            f"{type(model).__name__}: {', '.join(model.fresh_parameters[:4])}"
+            f"{' ...' if len(model.fresh_parameters) > 4 else ''}; give a checkpoint trained with this config "
+            "(a pretrained ActBERT has none of them)")
     model.eval()
     return model
 

@@ -1,5 +1,5 @@
 """Fault injection for ``tools/make_demo_data.py --task coin|crosstask`` (in this process:
-``main`` returns the exit status): zero, foreign, unwritable, concurrent."""
+``main`` returns the exit status): zero, foreign, unwritable, concurrent (youcook2's too)."""
 
 import pytest
 
@@ -34,11 +34,12 @@ def test_unwritable_output(tmp_path, capsys):
     assert "cannot create the output folder" in one_error_line(capsys)
 
 
-def test_concurrent_writer_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("task, written", [("coin", "COIN.json"), ("youcook2", "youcookii_annotations_trainval.json")])
+def test_concurrent_writer_is_refused(task, written, tmp_path, capsys):
     out = tmp_path / "o"
     out.mkdir()
     with writer_lock(str(out), "demo corpus"):  # another writer holds the folder
-        assert main(["--task", "coin", "--out", str(out), "--num-videos", "3"]) == 2
+        assert main(["--task", task, "--out", str(out), "--num-videos", "4"]) == 2
     assert "is being written by" in one_error_line(capsys)
-    assert main(["--task", "coin", "--out", str(out), "--num-videos", "3", "--feature-dim", "4"]) == 0
-    assert "wrote" in capsys.readouterr().out and (out / "COIN.json").is_file()
+    assert main(["--task", task, "--out", str(out), "--num-videos", "4", "--feature-dim", "4"]) == 0
+    assert "wrote" in capsys.readouterr().out and (out / written).is_file()

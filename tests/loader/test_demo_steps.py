@@ -16,18 +16,6 @@ from paddlevideo.utils.errors import DataError
 from tools.demo_steps import make_coin_demo, make_crosstask_demo
 
 
-@pytest.fixture(scope="module")
-def coin_demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("coin")
-    return out, make_coin_demo(str(out), seed=5, num_videos=60, feature_dim=16)
-
-
-@pytest.fixture(scope="module")
-def crosstask_demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("crosstask")
-    return out, make_crosstask_demo(str(out), seed=5, videos_per_task=7, feature_dim=16)
-
-
 def features(out, vid):
     return read_seconds(out / "features" / f"{vid}.npz")
 

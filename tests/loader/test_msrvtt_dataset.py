@@ -45,8 +45,8 @@ def store(tmp_path):
 # ------------------------------------------------------------------ queries
 
 
-def test_jsfusion_csv_real_1k_a_queries(shared_dir, vocab_file, tmp_path):
-    path = shared_dir / "data" / "msrvtt" / "MSRVTT_JSFUSION_test.csv"
+def test_jsfusion_csv_real_1k_a_queries(golden_dir, vocab_file, tmp_path):
+    path = golden_dir / "msrvtt" / "MSRVTT_JSFUSION_test.csv"
     video_ids, captions = read_queries(path)
     assert len(video_ids) == len(captions) == 1000 and len(set(video_ids)) == 1000
     assert (video_ids[0], captions[0]) == ("video9770", "a person is connecting something to system")

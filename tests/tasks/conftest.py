@@ -1,13 +1,16 @@
-"""The demo model pretrained once per test session, shared by the demo end-to-end tests."""
+"""The demo model pretrained once per test session, and its zero-shot evaluation, shared by the
+demo end-to-end tests."""
+
+import json
 
 import pytest
-from demo_helpers import CONFIGS, PRETRAIN_EPOCHS, run_python
+from demo_helpers import CONFIGS, PRETRAIN_EPOCHS, demo_test_overrides, run_python
 
 
 @pytest.fixture(scope="session")
 def demo_pretrained(tmp_path_factory):
     """(demo data dir, pretraining output dir, checkpoint, training log): the demo corpus and the
-    demo model pretrained on it (about 4 minutes on 2 cores, the slowest part of the suite)."""
+    demo model pretrained on it (the slowest part of the suite)."""
     tmp = tmp_path_factory.mktemp("demo_pretrained")
     data, out = tmp / "demo", tmp / "out"
     run_python(["tools/make_demo_data.py", "--out", str(data)])
@@ -18,3 +21,14 @@ def demo_pretrained(tmp_path_factory):
                   "-o", f"PIPELINE.{split}.transform.1.caption_path={data / captions}"]
     log = run_python(["main.py", "-c", str(CONFIGS / "actbert_demo.yaml"), *train])
     return data, out, out / f"ActBert_demo_epoch_{PRETRAIN_EPOCHS:05d}.pdparams", log
+
+
+@pytest.fixture(scope="session")
+def demo_zero_shot(demo_pretrained, tmp_path_factory):
+    """(output dir, text->video metrics): ``main.py --test`` of the pretrained demo model on the
+    held-out demo test set, run once as a user would (the demo's step 4)."""
+    data, _, checkpoint, _ = demo_pretrained
+    out = tmp_path_factory.mktemp("demo_zero_shot")
+    run_python(["main.py", "--test", "-c", str(CONFIGS / "actbert_msrvtt_demo.yaml"), "-w", str(checkpoint),
+                *demo_test_overrides(data, out)])
+    return out, json.loads((out / "msrvtt_metrics.json").read_text())["t2v"]

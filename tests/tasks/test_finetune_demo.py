@@ -12,14 +12,13 @@ from demo_helpers import CONFIGS, demo_test_overrides
 
 import main
 
-FINETUNE_EPOCHS = 1  # measured: held-out R@1 52% zero-shot -> 70% after one epoch (31 steps)
+FINETUNE_EPOCHS = 1  # measured: test R@1 42% zero-shot -> 57% after one epoch (31 steps; validation R@1 70%)
 
 
-def test_finetuning_lifts_heldout_r1_above_zero_shot(demo_pretrained, tmp_path, capsys):
+def test_finetuning_lifts_heldout_r1_above_zero_shot(demo_pretrained, demo_zero_shot, tmp_path, capsys):
     data, _, checkpoint, _ = demo_pretrained
+    _, zero_shot = demo_zero_shot  # main.py --test of the pretrained model
     test_cfg = ["--test", "-c", str(CONFIGS / "actbert_msrvtt_demo.yaml")]
-    assert main.main([*test_cfg, "-w", str(checkpoint), *demo_test_overrides(data, tmp_path / "zero_shot")]) == 0
-    zero_shot = json.loads((tmp_path / "zero_shot" / "msrvtt_metrics.json").read_text())["t2v"]
 
     out = tmp_path / "ft"
     paths = [f"DATASET.{s}.{k}={data}/{f}" for s in ("train", "valid") for k, f in

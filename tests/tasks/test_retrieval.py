@@ -19,7 +19,7 @@ from paddlevideo.retrieval.scoring import (
 )
 from paddlevideo.utils.errors import ConfigError, DataError, WeightsError
 
-GOLDEN = Path(__file__).resolve().parents[2] / ".." / "shared" / "golden" / "actbert_tiny"
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "actbert_tiny"  # the tiny reference model
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,12 @@
-"""Per-second features of one video and the ActBERT inputs of a window of seconds (the
-per-second mode's plan, data/README.md "COIN and CrossTask"; not yet used by a dataset).
+"""Per-second features of one video and the ActBERT inputs of a window of seconds.
 
-Record (provisional, as ``tools/demo_steps.py`` writes it; one ``.npz`` per video):
+Record (final; one ``<video_id>.npz`` per video, written by ``tools/extract_features.py
+--per_second`` as ``OUT/seconds/<video_id>.npz``, see ``paddlevideo/extraction/seconds.py``,
+and by the demo corpora as ``features/<video_id>.npz``):
 ``action`` float32 [T, Da] (the action feature of a window centred on second t),
 ``regions`` float32 [T, R, Dv] and ``boxes`` float32 [T, R, 4] (x1, y1, x2, y2 pixels) of the
 frame in the middle of second t, zero-padded; ``region_count`` int [T] (0: no frame);
-``image_h``, ``image_w``.
+``image_h``, ``image_w``. Other keys are ignored.
 
 A window of ``size`` seconds starting at ``start`` maps onto ActBERT's inputs so:
 action slot i is second start + i (mask 0 past the video's end); the box slots hold up to
@@ -14,6 +15,7 @@ of the window's boxes, as in pretraining); a second with no frame gives no box b
 its action slot. The label of second start + i is read at action slot i.
 """
 
+import os
 import zipfile
 
 import numpy as np
@@ -78,3 +80,63 @@ def window_inputs(record, start, size=5, boxes_per_second=7):
     image_feat, image_loc, image_mask = RandomMask.add_global_region(feat, loc, used)
     return {"action_feat": action, "action_mask": (np.arange(size) < stop - start).astype(np.int64),
             "image_feat": image_feat, "image_loc": image_loc, "image_mask": image_mask, "region_second": owner}
+
+
+def centred_start(t, num_seconds, size):
+    """First second of the ``size``-second window centred on second ``t`` (moved inside the video)."""
+    return int(min(max(t - size // 2, 0), max(num_seconds - size, 0)))
+
+
+def stack_windows(record, starts, size, boxes_per_second):
+    """``window_inputs`` of each start, stacked: dict of arrays [W, ...]."""
+    windows = [window_inputs(record, int(s), size, boxes_per_second) for s in starts]
+    return {k: np.stack([w[k] for w in windows]) for k in windows[0]}
+
+
+class SecondFeatures:
+    """A folder of per-second records, ``<folder>/<video_id>.npz``, read on demand.
+
+    ``vision_dim`` / ``action_dim``: the feature sizes every record must have (None: those of
+    the first record read); a record of other sizes is a DataError naming it. The last
+    ``cache`` records read are kept (a training epoch visits a video's windows many times).
+    """
+
+    def __init__(self, folder, vision_dim=None, action_dim=None, cache=64):
+        self.folder, self.dims, self.cache = str(folder), [vision_dim, action_dim], cache
+        self._records = {}
+
+    def path(self, video_id):
+        return os.path.join(self.folder, f"{video_id}.npz")
+
+    def has(self, video_id):
+        return os.path.isfile(self.path(video_id))
+
+    def num_seconds(self, video_id):
+        """T of a record, read from its small ``region_count`` array only (the index of a large
+        set is built without reading every feature)."""
+        if video_id in self._records:
+            return len(self._records[video_id]["action"])
+        path = self.path(video_id)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return len(data["region_count"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            raise DataError(f"{path}: not a readable .npz of per-second features ({exc})") from None
+
+    def get(self, video_id):
+        """The checked record of ``video_id`` (dict of arrays)."""
+        if video_id in self._records:
+            return self._records[video_id]
+        path = self.path(video_id)
+        record = read_seconds(path)
+        for i, (name, width) in enumerate((("regions", record["regions"].shape[2]),
+                                          ("action", record["action"].shape[1]))):
+            if self.dims[i] is None:
+                self.dims[i] = width
+            elif width != self.dims[i]:
+                raise DataError(f"{path}: {name} features of size {width}, but {self.dims[i]} expected "
+                                f"(the other records' size or the dataset's {('vision', 'action')[i]}_feature_dim)")
+        if len(self._records) >= self.cache:
+            self._records.pop(next(iter(self._records)))
+        self._records[video_id] = record
+        return record

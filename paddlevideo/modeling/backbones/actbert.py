@@ -1065,6 +1065,14 @@ class BertForMultiModalPreTraining(nn.Layer):
             seq_relationship,
         )
 
+    def encode_streams(self, text_ids, action_feat, image_feat, image_loc, token_type_ids=None, text_mask=None,
+                       image_mask=None, action_mask=None):
+        """The last layer's states of the three streams (what the heads of ``forward`` read):
+        text [B, T, H], region [B, V, Hv], action [B, A, Ha]."""
+        text = self._text_prefix(text_ids, token_type_ids, text_mask)
+        video = self._video_prefix(image_feat, image_loc, image_mask, action_feat, action_mask)
+        return self._encode(text, video)
+
     # -- the cheaper paths ------------------------------------------------------------------------
 
     def match_logits(self, text_prefix, video, text_index=None, video_index=None):

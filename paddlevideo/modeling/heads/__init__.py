@@ -1,0 +1,1 @@
+from .caption_decoder import CaptionDecoder
