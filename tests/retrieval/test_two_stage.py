@@ -124,3 +124,20 @@ def test_search_tool_says_approximate_and_refuses_another_teachers_stage(world, 
     assert len(err) == 1 and "distilled from the ActBERT weights" in err[0]
     assert search_tool.main(args + ["--rerank-top", "0"]) == 2
     assert "--rerank-top must be a whole number" in capsys.readouterr().err
+
+
+def test_teacher_pair_scores_equal_the_exhaustive_scores(world):
+    """The distillation's teacher (listed pairs, several captions per pass) scores as the search does."""
+    from paddlevideo.retrieval.search import encode_collection, encode_queries, score_queries
+    from paddlevideo.retrieval.two_stage import pair_scores
+
+    collection = open_collection(world["lmdb"], world["cfg"].DATASET.test)
+    engine = DygraphScorer(world["backbone"].eval())
+    queries = ["a person slices a tomato with a knife", "a person washes a cup", "egg", "a person folds a shirt"]
+    text = encode_queries(collection, queries)
+    videos = encode_collection(engine, collection, progress=False)
+    exact = score_queries(engine, text, videos, progress=False)
+    rng = np.random.default_rng(0)
+    cand = np.stack([rng.permutation(NUM_VIDEOS)[:5] for _ in queries])
+    got = pair_scores(engine, text, videos, np.array([2, 0, 3, 1]), cand, pair_batch_size=10)  # 2 captions a pass
+    np.testing.assert_allclose(got, np.take_along_axis(exact[[2, 0, 3, 1]], cand, 1), atol=1e-5)
