@@ -125,7 +125,8 @@ def plan_from_config(section, teacher_sha256, where="FIRST_STAGE", rerank_top=No
     """The TwoStagePlan a ``FIRST_STAGE`` section (and flags, which win) asks for, or None when
     ``rerank_top`` is unset (exhaustive). The first-stage file is loaded and checked now (its
     teacher must be the model's weights, ``teacher_sha256``), before any scoring."""
-    from .first_stage import load_first_stage
+    from ..utils.logger import get_logger
+    from .first_stage import RECALL_TARGET, load_first_stage
 
     section = dict(section or {})
     n = check_rerank_top(rerank_top if rerank_top is not None else section.get("rerank_top"),
@@ -141,6 +142,11 @@ def plan_from_config(section, teacher_sha256, where="FIRST_STAGE", rerank_top=No
     from .export import file_digest
 
     stage = load_first_stage(path, teacher_sha256)
+    recall = stage.meta.get("holdout_recall")
+    if recall is not None and recall < RECALL_TARGET:
+        get_logger().warning("first stage %s: held-out recall %.3f is below %.2f: with N = 10%% of a collection some "
+                             "of ActBERT's top 10 are not reranked; use a larger rerank_top", path, recall,
+                             RECALL_TARGET)
     stage.meta["digest"] = file_digest(path)  # what a cached index was built from
     return TwoStagePlan(n, stage, str(path), IndexSettings.from_config(section.get("index")), index_cache)
 
