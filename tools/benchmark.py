@@ -26,7 +26,7 @@ SUBCOMMANDS = {
     "data": "training pipeline samples/s from the store against PaddleVideo's .npy + caption JSON",
     "train": "samples/s of full training steps, DataLoader included, 1 and 2 processes",
     "eval": "MSR-VTT scoring pairs/s against brute force",
-    "infer": "exported predictor pairs/s against dygraph retrieval; search latency; the approximate first stage",
+    "infer": "exported predictor pairs/s against dygraph retrieval; search latency; untrained first-stage proxies",
     "loader": "batch loading samples/s of our BatchLoader against Paddle's DataLoader",
     "extract": "video feature extraction: decode frames/s, detector images/s, 3D CNN clips/s, pipeline clips/s",
     "finetune": "retrieval fine-tuning samples/s with K negatives against naive full forwards per pair",
