@@ -104,10 +104,10 @@ def prepare_out(out, task):
         raise DataError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
 
 
-def clear_previous(out):
-    """Remove the files of an earlier corpus in ``out`` (``prepare_out`` checked they are ours),
-    so that no stale video outlives a rerun with another seed or size."""
-    for name in OUTPUTS:
+def clear_previous(out, outputs=OUTPUTS):
+    """Remove the files ``outputs`` of an earlier corpus in ``out`` (``prepare_out`` checked they are
+    ours), so that no stale video outlives a rerun with another seed or size."""
+    for name in outputs:
         path = os.path.join(out, name)
         if os.path.isdir(path):
             shutil.rmtree(path)
