@@ -139,7 +139,7 @@ def write_vocab(out):
 
 
 def write_info(out, info):
-    write_vocab(out)
+    """``out/demo_info.json`` (the sizes a config needs); returns ``info``."""
     with open(os.path.join(out, "demo_info.json"), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=1)
     return info
@@ -202,6 +202,7 @@ def make_coin_demo(out, seed=0, num_videos=120, num_tasks=6, feature_dim=32, noi
         with open(path, "w", encoding="utf-8") as f:
             json.dump({"database": database}, f)
         world_of = {gid: ws for steps in tasks for gid, ws in steps}
+        write_vocab(out)
         return write_info(out, {"task": "coin", "seed": seed, **coin_features(world, path, world_of), "kinds": kinds,
                                 "feature_dim": feature_dim, "max_regions": MAX_REGIONS})
 
@@ -295,6 +296,7 @@ def make_crosstask_demo(out, seed=0, videos_per_task=40, feature_dim=32, noise=0
         for name, text in texts.items():
             with open(os.path.join(root, name), "w", encoding="utf-8") as f:
                 f.write(text)
+        write_vocab(out)
         return write_info(out, {"task": "crosstask", "seed": seed, "videos_per_task": videos_per_task,
                                 "validation": [r.split(",")[1] for r in validation], "kinds": kinds,
                                 "feature_dim": feature_dim, "max_regions": MAX_REGIONS})
