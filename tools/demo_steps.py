@@ -104,10 +104,10 @@ def prepare_out(out, task):
         raise DataError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
 
 
-def clear_previous(out):
-    """Remove the files of an earlier corpus in ``out`` (``prepare_out`` checked they are ours),
-    so that no stale video outlives a rerun with another seed or size."""
-    for name in OUTPUTS:
+def clear_previous(out, outputs=OUTPUTS):
+    """Remove the files ``outputs`` of an earlier corpus in ``out`` (``prepare_out`` checked they are
+    ours), so that no stale video outlives a rerun with another seed or size."""
+    for name in outputs:
         path = os.path.join(out, name)
         if os.path.isdir(path):
             shutil.rmtree(path)
@@ -139,7 +139,7 @@ def write_vocab(out):
 
 
 def write_info(out, info):
-    write_vocab(out)
+    """``out/demo_info.json`` (the sizes a config needs); returns ``info``."""
     with open(os.path.join(out, "demo_info.json"), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=1)
     return info
@@ -202,6 +202,7 @@ def make_coin_demo(out, seed=0, num_videos=120, num_tasks=6, feature_dim=32, noi
         with open(path, "w", encoding="utf-8") as f:
             json.dump({"database": database}, f)
         world_of = {gid: ws for steps in tasks for gid, ws in steps}
+        write_vocab(out)
         return write_info(out, {"task": "coin", "seed": seed, **coin_features(world, path, world_of), "kinds": kinds,
                                 "feature_dim": feature_dim, "max_regions": MAX_REGIONS})
 
@@ -295,6 +296,7 @@ def make_crosstask_demo(out, seed=0, videos_per_task=40, feature_dim=32, noise=0
         for name, text in texts.items():
             with open(os.path.join(root, name), "w", encoding="utf-8") as f:
                 f.write(text)
+        write_vocab(out)
         return write_info(out, {"task": "crosstask", "seed": seed, "videos_per_task": videos_per_task,
                                 "validation": [r.split(",")[1] for r in validation], "kinds": kinds,
                                 "feature_dim": feature_dim, "max_regions": MAX_REGIONS})

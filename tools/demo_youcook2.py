@@ -25,7 +25,6 @@ Files (in ``--out``, default data/demo_youcook2):
 
 import json
 import os
-import shutil
 import time
 
 import numpy as np
@@ -34,7 +33,7 @@ from paddlevideo.loader.dataset.msrvtt_dataset import write_msrvtt_lmdb
 from paddlevideo.loader.youcook2 import segment_key
 from paddlevideo.utils.errors import DataError
 from paddlevideo.utils.writer_lock import writer_lock
-from tools.demo_steps import prepare_out, write_info, youtube_id
+from tools.demo_steps import clear_previous, prepare_out, write_info, youtube_id
 
 VERBS = ["chop", "slice", "fry", "boil", "stir", "mix", "peel", "grill", "bake", "season"]
 INGREDIENTS = ["tomato", "onion", "garlic", "chicken", "beef", "noodles", "rice", "egg", "carrot", "potato",
@@ -138,21 +137,11 @@ def video_annotations(world, rng, extreme):
     return duration, annotations, shown
 
 
-def clear(out):
-    """Remove an earlier corpus's files (``prepare_out`` checked the folder is ours)."""
-    for name in OUTPUTS:
-        path = os.path.join(out, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
-
-
 def make_youcook2_demo(out, seed=0, num_videos=120, feature_dim=32, noise=0.2):
     """The files of the module docstring in ``out``; returns the info dict (``demo_info.json``)."""
     prepare_out(out, "youcook2")
     with writer_lock(out, "demo corpus"):
-        clear(out)
+        clear_previous(out, OUTPUTS)
         rng = np.random.default_rng(seed)
         world = KitchenWorld(rng, feature_dim, noise)
         database, records, rows = {}, {}, []
