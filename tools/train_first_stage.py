@@ -20,9 +20,6 @@ import sys
 if not __package__:  # run as python tools/<tool>.py: the checkout importable (tools/_path.py)
     import _path  # noqa: F401
 
-# FIRST_STAGE keys that are not training settings (the index and the search read them).
-SEARCH_KEYS = ("index", "rerank_top", "file")
-
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,6 +34,7 @@ def parse_args(argv=None):
 
 def first_stage_settings(cfg):
     from paddlevideo.retrieval.first_stage import FirstStageSettings
+    from paddlevideo.retrieval.two_stage import SEARCH_KEYS
 
     section = dict(cfg.get("FIRST_STAGE") or {})
     return FirstStageSettings.from_config({k: v for k, v in section.items() if k not in SEARCH_KEYS})

@@ -121,6 +121,20 @@ class TwoStagePlan:
                 "videos outside them are not ranked (score -inf)")
 
 
+SEARCH_KEYS = ("rerank_top", "file", "index")  # FIRST_STAGE keys of the search (the rest: training)
+
+
+def check_section(section, where="FIRST_STAGE"):
+    """ConfigError naming an unknown ``FIRST_STAGE`` key (a typo of ``rerank_top`` would
+    otherwise fall back to the exhaustive search without a word)."""
+    from .first_stage import FirstStageSettings
+
+    known = {f.name for f in dataclasses.fields(FirstStageSettings)} | set(SEARCH_KEYS)
+    unknown = sorted(set(dict(section or {})) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+
+
 def plan_from_config(section, teacher_sha256, where="FIRST_STAGE", rerank_top=None, path=None, index_cache=None):
     """The TwoStagePlan a ``FIRST_STAGE`` section (and flags, which win) asks for, or None when
     ``rerank_top`` is unset (exhaustive). The first-stage file is loaded and checked now (its
@@ -129,6 +143,7 @@ def plan_from_config(section, teacher_sha256, where="FIRST_STAGE", rerank_top=No
     from .first_stage import RECALL_TARGET, load_first_stage
 
     section = dict(section or {})
+    check_section(section, where)
     n = check_rerank_top(rerank_top if rerank_top is not None else section.get("rerank_top"),
                          "--rerank-top" if rerank_top is not None else f"{where}.rerank_top")
     if n is None:

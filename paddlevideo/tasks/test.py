@@ -79,9 +79,10 @@ def build_test_model(model_cfg, weights, flag="-w"):
 def two_stage_plan(cfg, weights):
     """``FIRST_STAGE.rerank_top``'s two-stage plan (None: exhaustive, the default)."""
     from ..retrieval.export import file_digest
-    from ..retrieval.two_stage import plan_from_config
+    from ..retrieval.two_stage import check_section, plan_from_config
 
     section = cfg.get("FIRST_STAGE") or {}
+    check_section(section)
     return plan_from_config(section, file_digest(weights)) if section.get("rerank_top") is not None else None
 
 

@@ -21,6 +21,7 @@ from paddlevideo.retrieval.search import open_collection, search
 from paddlevideo.retrieval.two_stage import plan_from_config
 from paddlevideo.tasks.test import test_model as run_test
 from paddlevideo.utils.config import get_config
+from paddlevideo.utils.errors import ConfigError
 from tests.modeling.modeling_helpers import build
 from tools import search as search_tool
 from tools.make_demo_data import make_demo_data
@@ -101,6 +102,9 @@ def test_main_test_two_stage_records_the_approximation(world):
     assert record["first_stage"] == str(world["stage"]) and record["index"] == "flat"
     assert 0 <= record["queries_whose_video_was_not_reranked"] <= NUM_VIDEOS
     assert "search" not in json.loads((world["tmp"] / "exact" / "msrvtt_metrics.json").read_text())
+    typo = get_config(CONFIG, [*world["overrides"], "FIRST_STAGE.rerank_tpo=3"])
+    with pytest.raises(ConfigError, match=r"FIRST_STAGE: unknown key\(s\) \['rerank_tpo'\]"):
+        run_test(typo, str(world["weights"]), progress=False)  # never the exhaustive test in silence
 
 
 def test_search_tool_says_approximate_and_refuses_another_teachers_stage(world, capsys, tmp_path):
