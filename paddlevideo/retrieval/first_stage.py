@@ -195,7 +195,9 @@ class FirstStage:
     def describe(self):
         """One line for logs and result files: what ranked the candidates."""
         recall = self.meta.get("holdout_recall")
-        measured = f", held-out recall of the teacher's top 10 at N = 10%: {recall:.3f}" if recall is not None else ""
+        measured = "" if recall is None else (f", held-out recall of the teacher's top 10 among its top "
+                                              f"{self.meta.get('holdout_n')} of {self.meta.get('holdout_videos')}: "
+                                              f"{recall:.3f}")
         return (f"first stage (dual encoder, dim {self.dim}) distilled from teacher "
                 f"{str(self.meta.get('teacher_sha256'))[:12]}{measured}")
 
