@@ -9,6 +9,23 @@ from .runtime import rank_and_world
 _NAME = "paddlevideo"
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is when a record is emitted, not the object it was at
+    setup: a stdout replaced later (``contextlib.redirect_stdout``, a test's capture) is
+    followed, and one closed since (an earlier capture) is never written to."""
+
+    def __init__(self):
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler's own assignments: the stream is always sys.stdout
+        pass
+
+
 def setup_logger(output_dir=None, level="INFO", name=_NAME):
     """Configure the project logger: stdout on rank 0, plus ``{output_dir}/train.log``."""
     logger = logging.getLogger(name)
@@ -17,7 +34,7 @@ def setup_logger(output_dir=None, level="INFO", name=_NAME):
     rank = rank_and_world()[0]
     logger.setLevel(level if rank == 0 else "ERROR")
     fmt = logging.Formatter("[%(asctime)s] %(message)s", datefmt="%Y/%m/%d %H:%M:%S")
-    stream = logging.StreamHandler(sys.stdout)
+    stream = _StdoutHandler()
     stream.setFormatter(fmt)
     logger.addHandler(stream)
     if output_dir and rank == 0:
