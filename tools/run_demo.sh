@@ -4,7 +4,7 @@
 #      module is importable, so a GPU machine keeps its paddlepaddle-gpu),
 #   2. generate the demo corpus in data/demo/,
 #   3. pretrain the small demo model on CPU (a progress bar on a terminal; the whole script
-#      took 15 minutes on 2 CPU cores shared with other jobs, README "Demo"),
+#      takes about 6 minutes on 2 CPU cores after the installs, README "Demo"),
 #   4. evaluate zero-shot text-to-video retrieval on the held-out demo videos,
 #   5. search those videos for one held-out caption and print the top 5.
 # Environment: PYTHON (default python3), DEMO_EPOCHS (default: the config's),
