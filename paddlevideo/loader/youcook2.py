@@ -30,6 +30,7 @@ import json
 from dataclasses import dataclass, replace
 
 from ..utils.errors import DataError
+from ..utils.textfile import read_text
 from .steps.coin import _number, _unique_keys  # one rule for numbers and repeated keys across the readers
 
 SUBSETS = ("training", "validation", "testing")
@@ -180,15 +181,7 @@ def read_retrieval_csv(path, annotations=None):
     ``index`` is its segment's position in the video, and a row matching no annotated segment
     is a DataError; without, ``index`` is -1.
     """
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            rows = list(csv.reader(f))
-    except FileNotFoundError:
-        raise DataError(f"{path}: YouCook2 retrieval clip list not found") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    rows = list(csv.reader(read_text(path, "YouCook2 retrieval clip list", encoding="utf-8-sig").splitlines()))
     if not rows or tuple(c.strip().lower() for c in rows[0]) != CSV_COLUMNS:
         raise DataError(f"{path}: expected the header '{','.join(CSV_COLUMNS)}' (MIL-NCE's validation_youcook.csv)")
     parsed, seen = [], {}

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...utils.errors import DataError
+from ...utils.textfile import read_text
 
 PRIMARY_TASKS = ("16815", "23521", "40567", "44047", "44789", "53193", "59684", "71781", "76400", "77721",
                  "87706", "91515", "94276", "95603", "105222", "105253", "109972", "113766")
@@ -40,15 +41,7 @@ class Task:
 
 def _lines(path, what):
     """The lines of a text file, newlines stripped; DataError naming ``path`` if unreadable."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read().splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{path}: {what} not found") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    return read_text(path, what).splitlines()
 
 
 def read_tasks(path):
