@@ -146,3 +146,41 @@ def test_tools_do_not_edit_sys_path():
 def test_search_does_not_import_predict():
     """What the two tools share lives in the package (retrieval/predictor.py)."""
     assert not [m for m in imported_modules(ROOT / "tools" / "search.py") if m.startswith("tools.predict")]
+
+
+def import_cycles():
+    """Cycles among the package's modules (lazy imports included; ``__init__`` files, which import
+    their parts to fill the registries, left out): a list of module-name lists."""
+    graph = {}
+    for path in _files(PACKAGE):
+        if path.name == "__init__.py":
+            continue
+        name = ".".join(_module_of(path, ROOT)[0])
+        graph[name] = set()
+        for module in imported_modules(path):
+            while module and module not in graph and "." in module:  # "pkg.mod.name" -> "pkg.mod"
+                if (ROOT / Path(*module.split("."))).with_suffix(".py").exists():
+                    break
+                module = module.rsplit(".", 1)[0]
+            graph[name].add(module)
+    cycles, state = [], {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in graph:
+                continue
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return cycles
+
+
+def test_no_module_imports_itself_through_others():
+    assert import_cycles() == []

@@ -18,13 +18,7 @@ from ..utils.errors import DataError
 from ..utils.logger import get_logger
 from .first_stage import FirstStageSettings, text_arrays, text_features, train_first_stage, video_features
 from .search import encode_collection
-from .two_stage import TEXT_KEYS, pair_scores
-
-
-def caption_arrays(dataset):
-    """Every caption's text input: dict TEXT_KEYS -> int64 [Q, T]."""
-    rows = [dataset.query(i) for i in range(dataset.num_queries)]
-    return {k: np.stack([r[k] for r in rows]) for k in TEXT_KEYS}
+from .two_stage import caption_arrays, pair_scores
 
 
 def encode_caption_features(engine, text, batch_size=64):

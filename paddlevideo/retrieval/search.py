@@ -342,9 +342,7 @@ def search(engine, collection, queries, top=10, pair_batch_size=DEFAULT_PAIR_BAT
     if two_stage is None:
         scores = score_queries(engine, text, videos, pair_batch_size, progress)
     else:
-        from .two_stage import two_stage_scores
-
-        scores, two_stage.last = two_stage_scores(engine, two_stage, text, videos, pair_batch_size, score_queries,
+        scores, two_stage.last = two_stage.scores(engine, text, videos, pair_batch_size, score_queries,
                                                   collection_fingerprint(collection, model_key))
     timings["score"] = time.perf_counter() - start
     return ranked(scores, collection.video_ids, min(top, collection.num_videos)), timings

@@ -101,6 +101,10 @@ class TwoStagePlan:
     index_cache: str | None = None
     last: dict | None = None  # the last search's index kind, timings and candidates
 
+    def scores(self, engine, text, videos, pair_batch_size, score_fn, fingerprint=""):
+        """``two_stage_scores`` of this plan (the search calls it through the plan it is given)."""
+        return two_stage_scores(engine, self, text, videos, pair_batch_size, score_fn, fingerprint)
+
     def record(self, num_videos, outside=None, kind=None):
         """What the result files record of an approximate run."""
         n = min(self.rerank_top, num_videos)
@@ -188,12 +192,17 @@ def two_stage_scores(engine, plan, text, videos, pair_batch_size, score_fn, fing
                     "candidates": candidates}
 
 
+def caption_arrays(dataset):
+    """Every caption's text input: dict TEXT_KEYS -> int64 [Q, T]."""
+    rows = [dataset.query(i) for i in range(dataset.num_queries)]
+    return {k: np.stack([r[k] for r in rows]) for k in TEXT_KEYS}
+
+
 def two_stage_matrix(backbone, dataset, plan, pair_batch_size, world=1, progress=True):
     """``main.py --test`` with ``FIRST_STAGE.rerank_top``: (scores float32 [Q, V], with -inf outside
     each caption's first-stage top N; the record for the metrics JSON). A caption whose video is
     not among its N is counted and logged (its rank is then the last)."""
     from ..utils.logger import get_logger
-    from .distill import caption_arrays
     from .scoring import as_scorer
     from .search import encode_collection, score_queries
 

@@ -30,12 +30,12 @@ import time
 import numpy as np
 import paddle
 
-from paddlevideo.retrieval.distill import caption_arrays, distill, encode_caption_features
+from paddlevideo.retrieval.distill import distill, encode_caption_features
 from paddlevideo.retrieval.first_stage import FirstStageSettings, recall_of_top
 from paddlevideo.retrieval.index import IndexSettings, build_index, search_index
 from paddlevideo.retrieval.scoring import DygraphScorer
 from paddlevideo.retrieval.search import encode_collection, score_queries
-from paddlevideo.retrieval.two_stage import rerank
+from paddlevideo.retrieval.two_stage import caption_arrays, rerank
 
 from .infer import DEMO_CONFIG, demo_backbone, timed
 
