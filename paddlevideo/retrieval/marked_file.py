@@ -24,8 +24,9 @@ def refusal(flag, path, why):
                      "if it is yours to lose)")
 
 
-def read_meta(path, fmt, flag):
-    """The ``__meta__`` dict of our archive at ``path`` marked ``fmt``; DataError otherwise."""
+def read_meta(path, fmt, flag, legacy=None):
+    """The ``__meta__`` dict of our archive at ``path`` marked ``fmt``; DataError otherwise.
+    ``legacy(meta)``: True for an unmarked layout of ours written before the marker existed."""
     if os.path.isdir(path):
         raise refusal(flag, path, "is a directory, not a file")
     try:
@@ -37,7 +38,7 @@ def read_meta(path, fmt, flag):
         raise refusal(flag, path, f"unreadable ({exc.strerror or exc})") from None
     except (ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         raise refusal(flag, path, f"a damaged archive ({type(exc).__name__}: {exc})") from None
-    if not (isinstance(meta, dict) and meta.get("format") == fmt):
+    if not (isinstance(meta, dict) and (meta.get("format") == fmt or (legacy is not None and legacy(meta)))):
         raise refusal(flag, path, f"an .npz archive that is not a {fmt} file (no '{fmt}' marker)")
     return meta
 
@@ -51,10 +52,10 @@ def read_arrays(path, names, flag):
         raise refusal(flag, path, f"a damaged file ({type(exc).__name__}: {exc})") from None
 
 
-def check_target(path, fmt, flag):
+def check_target(path, fmt, flag, legacy=None):
     """Before any work: ``path`` is missing (and writable there) or a file of ours marked ``fmt``."""
     if os.path.lexists(path):
-        read_meta(path, fmt, flag)
+        read_meta(path, fmt, flag, legacy)
     else:
         check_output_file(path, flag)
 

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import time
-import zipfile
 
 import numpy as np
 import paddle
@@ -25,9 +24,10 @@ from ..loader.dataset.msrvtt_dataset import MSRVTTDataset
 from ..loader.store.lmdb_store import HEADER_KEY, PretrainStore, reader_env
 from ..utils.errors import ConfigError, DataError
 from ..utils.logger import get_logger
-from ..utils.outfile import atomic_output, check_output_file
+from ..utils.outfile import atomic_output
 from ..utils.progress import progress_bar
 from .export import VIDEO_FIELDS
+from .marked_file import check_target, read_arrays, read_meta, refusal
 from .scoring import (
     DEFAULT_PAIR_BATCH_SIZE,
     TEXT_KEYS,
@@ -193,32 +193,9 @@ def encode_collection(engine, collection, batch_size=64, progress=True):
     return {name: np.concatenate([p[name] for p, _ in parts])[inverse] for name in VIDEO_FIELDS}
 
 
-def _refuse_cache(path, why):
-    return DataError(f"--cache {path}: {why}; it is left untouched: give another --cache path (or delete the file "
-                     "if it is yours to lose)")
-
-
-def _cache_meta(path):
-    """The metadata of the search cache at ``path``; DataError unless it is a readable cache this
-    tool wrote (a foreign file, a truncated or damaged cache, a directory are all refused).
-
-    The marker is the archive's ``__meta__`` entry: JSON with ``format: CACHE_FORMAT`` (or the
-    ``version`` 1 layout without it, written before the marker existed)."""
-    if os.path.isdir(path):
-        raise _refuse_cache(path, "is a directory, not a cache file")
-    try:
-        if not zipfile.is_zipfile(path):  # a .npz ends with the zip directory: a truncated one has none
-            raise _refuse_cache(path, "not a search cache (not an .npz archive, or a truncated one)")
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["__meta__"])) if "__meta__" in data.files else None
-    except OSError as exc:
-        raise _refuse_cache(path, f"unreadable ({exc.strerror or exc})") from None
-    except (ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-        raise _refuse_cache(path, f"a damaged archive ({type(exc).__name__}: {exc})") from None
-    legacy = isinstance(meta, dict) and meta.get("version") == 1 and {"fingerprint", "video_ids"} <= set(meta)
-    if not (isinstance(meta, dict) and meta.get("format") == CACHE_FORMAT) and not legacy:
-        raise _refuse_cache(path, f"an .npz archive that is not a search cache (no '{CACHE_FORMAT}' marker)")
-    return meta
+def _legacy_cache(meta):
+    """The version-1 cache layout, written before the marker existed: ours, to be replaced."""
+    return meta.get("version") == 1 and {"fingerprint", "video_ids"} <= set(meta)
 
 
 def load_cache(path, fingerprint, video_ids):
@@ -227,27 +204,20 @@ def load_cache(path, fingerprint, video_ids):
     replaced). A file that is not our cache, or a damaged one, raises DataError."""
     if not path or not os.path.lexists(path):
         return None
-    meta = _cache_meta(path)
+    meta = read_meta(path, CACHE_FORMAT, "--cache", _legacy_cache)
     if (meta.get("version") != CACHE_VERSION or meta.get("fingerprint") != fingerprint
             or list(meta.get("video_ids", [])) != list(video_ids)):
         get_logger().info("video cache %s was made for another model or collection: encoding again", path)
         return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in VIDEO_FIELDS}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-        raise _refuse_cache(path, f"a damaged cache ({type(exc).__name__}: {exc})") from None
+    arrays = read_arrays(path, VIDEO_FIELDS, "--cache")
     if any(len(a) != len(video_ids) for a in arrays.values()):
-        raise _refuse_cache(path, f"a damaged cache (its arrays do not hold the {len(video_ids)} videos it lists)")
+        raise refusal("--cache", path, f"a damaged cache (its arrays do not hold the {len(video_ids)} videos it lists)")
     return arrays
 
 
 def check_cache_target(path):
     """Before any encoding: ``path`` is missing (and writable there) or a cache of ours."""
-    if os.path.lexists(path):
-        _cache_meta(path)
-    else:
-        check_output_file(path, "--cache")
+    check_target(path, CACHE_FORMAT, "--cache", _legacy_cache)
 
 
 def save_cache(path, fingerprint, video_ids, arrays):
