@@ -23,6 +23,7 @@ from ..metrics.coin import COINFrameAccuracy
 from ..metrics.crosstask import CrossTaskRecall, localize, uniform_assignment
 from ..utils.errors import DataError
 from ..utils.logger import get_logger
+from ..utils.outfile import atomic_output
 from ..utils.runtime import rank_and_world
 from .base import Evaluator, results_dir
 from .registry import EVALUATORS
@@ -39,10 +40,8 @@ def write_results(settings, files, payloads):
     """Write the test's JSON ``payloads`` as ``files`` in its results folder (never over an earlier test's)."""
     folder = results_dir(settings.output_dir, files)
     for name, payload in zip(files, payloads):
-        tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=1)
-        os.replace(tmp, os.path.join(folder, name))
+        with atomic_output(os.path.join(folder, name), "test results") as f:
+            f.write(json.dumps(payload, indent=1).encode("utf-8"))
     get_logger().info("results: %s", ", ".join(os.path.join(folder, n) for n in files))
 
 
