@@ -38,6 +38,24 @@ def vocab_file():
     return minilm_dir() / "vocab.txt"
 
 
+@pytest.fixture(autouse=True)
+def _project_logger(request):
+    """Every test starts from the same project logger, whatever ran before it: set up as the
+    entry points set it up (stdout, not propagated), and, when the test asks for ``caplog``,
+    with caplog's handler attached to it directly (setup_logger keeps handlers it did not
+    install), so that caplog sees the records without relying on propagation."""
+    from paddlevideo.utils.logger import get_logger, setup_logger
+
+    setup_logger()
+    logger = get_logger()
+    caplog = request.getfixturevalue("caplog") if "caplog" in request.fixturenames else None
+    if caplog is not None:
+        logger.addHandler(caplog.handler)
+    yield
+    if caplog is not None:
+        logger.removeHandler(caplog.handler)
+
+
 @pytest.fixture()
 def capture_log():
     """The records the project's logger emits during the test (list of logging.LogRecord)."""

@@ -7,6 +7,7 @@ import sys
 from .runtime import rank_and_world
 
 _NAME = "paddlevideo"
+_OWNED = "_paddlevideo_owned"  # marks the handlers setup_logger installed
 
 
 class _StdoutHandler(logging.StreamHandler):
@@ -27,20 +28,26 @@ class _StdoutHandler(logging.StreamHandler):
 
 
 def setup_logger(output_dir=None, level="INFO", name=_NAME):
-    """Configure the project logger: stdout on rank 0, plus ``{output_dir}/train.log``."""
+    """Configure the project logger: stdout on rank 0, plus ``{output_dir}/train.log``.
+
+    Replaces (and closes) only the handlers an earlier call installed; a handler someone else
+    attached (an embedding program's, a test's capture) stays."""
     logger = logging.getLogger(name)
-    logger.handlers.clear()
+    for old in [h for h in logger.handlers if getattr(h, _OWNED, False)]:
+        logger.removeHandler(old)
+        old.close()
     logger.propagate = False
     rank = rank_and_world()[0]
     logger.setLevel(level if rank == 0 else "ERROR")
     fmt = logging.Formatter("[%(asctime)s] %(message)s", datefmt="%Y/%m/%d %H:%M:%S")
     stream = _StdoutHandler()
-    stream.setFormatter(fmt)
-    logger.addHandler(stream)
+    handlers = [stream]
     if output_dir and rank == 0:
         os.makedirs(output_dir, exist_ok=True)
-        handler = logging.FileHandler(os.path.join(output_dir, "train.log"), encoding="utf-8")
+        handlers.append(logging.FileHandler(os.path.join(output_dir, "train.log"), encoding="utf-8"))
+    for handler in handlers:
         handler.setFormatter(fmt)
+        setattr(handler, _OWNED, True)
         logger.addHandler(handler)
     return logger
 

@@ -26,7 +26,13 @@ from tools.make_demo_data import demo_vocab
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = str(ROOT / "configs/multimodal/actbert/actbert_msrvtt_demo.yaml")
-TOLERANCE = 1e-5
+# float32 rounding of logits of magnitude ~10 in a different kernel order (oneDNN): ~1e-6 relative
+# (1.1e-5 measured once at magnitude 10), so the bound scales with the scores' magnitude.
+TOLERANCE = 4e-6
+
+
+def close(got, expected):
+    return np.abs(np.asarray(got) - expected).max() <= TOLERANCE * max(1.0, np.abs(expected).max())
 # Demo words; lengths 2 ([CLS] [SEP] around one word) to 16 (the test's max_seq_length), and one longer.
 CAPTIONS = [
     "tomato",
@@ -96,7 +102,7 @@ def test_exported_scores_equal_dygraph_score_matrix(deployed, mkldnn):
     expected = score_matrix(deployed["backbone"], data, pair_batch_size=5, text_batch_size=3, progress=False)
     engine = InferenceEngine(str(deployed["inference"]), device="cpu", cpu_threads=2, mkldnn=mkldnn)
     got = score_matrix(engine, data, pair_batch_size=5, text_batch_size=3, progress=False)
-    assert np.abs(got - expected).max() <= TOLERANCE
+    assert close(got, expected)
     assert np.ptp(expected) > 0.1  # scores that differ, not a constant
 
 
@@ -114,7 +120,7 @@ def test_predict_cli_scores_a_test_set(deployed, tmp_path, capsys):
 
     dataset = build_dataset(get_config(CONFIG, overrides).DATASET.test, None)
     expected = score_matrix(deployed["backbone"], dataset, progress=False)
-    assert np.abs(np.load(tmp_path / "s.npy") - expected).max() <= TOLERANCE
+    assert close(np.load(tmp_path / "s.npy"), expected)
     assert tmp.exists()
 
 
@@ -148,7 +154,7 @@ def test_search_ranks_like_score_matrix_with_cache_and_exported_model(deployed, 
         rows = result["queries"][0]["results"]
         assert [r["rank"] for r in rows] == list(range(1, 14))
         got = {r["video_id"]: r["score"] for r in rows}
-        assert max(abs(got[v] - expected[collection.video_ids.index(v)]) for v in got) <= TOLERANCE
+        assert close([got[v] for v in got], expected[[collection.video_ids.index(v) for v in got]])
     assert [r["video_id"] for r in results[0]["queries"][0]["results"]] == order
 
 
