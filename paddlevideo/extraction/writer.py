@@ -5,13 +5,13 @@ import contextlib
 import csv
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..utils.errors import ActBertError, ConfigError
 from ..utils.logger import get_logger
+from ..utils.outfile import atomic_file
 
 PROGRESS_MAP = 1 << 30
 LMDB_MAP = 1 << 40  # virtual size; the file grows with its contents
@@ -68,7 +68,8 @@ def check_identity(out, models):
             raise ConfigError(f"--out {out} holds features made by {describe_models(recorded)}; this run uses "
                               f"{describe_models(models)}; use the same models or another --out")
         return
-    atomic_write(path, lambda f: json.dump({"models": models}, f, indent=1, sort_keys=True))
+    with atomic_file(path, "w", encoding="utf-8", newline="") as f:
+        json.dump({"models": models}, f, indent=1, sort_keys=True)
 
 
 def describe_models(models):
@@ -180,13 +181,8 @@ class Outputs:
         folder = self.out / SECONDS_DIR
         folder.mkdir(exist_ok=True)
         target = folder / f"{job.video_id}.npz"
-        tmp = folder / f".{job.video_id}.{os.getpid()}.tmp.npz"
-        try:
-            np.savez(tmp, **record)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with atomic_file(target) as f:  # a file object: np.savez adds no ".npz" to its name
+            np.savez(f, **record)
         self.mark(job, {"status": "done", "seconds": int(len(record["action"])), "file": str(target.name)})
 
     def mark(self, job, value):
@@ -230,7 +226,8 @@ def finalise(out, videos, write_npy=False):
     order = list(dict.fromkeys([*videos, *entries]))
     rows = [q for v in order for q in entries[v].get("queries", [])]
     if rows:
-        atomic_write(out / "msrvtt_queries.csv", lambda f: csv.writer(f, lineterminator="\n").writerows(rows))
+        with atomic_file(out / "msrvtt_queries.csv", "w", encoding="utf-8", newline="") as f:
+            csv.writer(f, lineterminator="\n").writerows(rows)
     if write_npy:
         from ..loader.store import PretrainStore
         from ..loader.store.synthetic import npy_item
@@ -245,14 +242,6 @@ def finalise(out, videos, write_npy=False):
                 clip.action_feature = clip.action_feature.astype(np.float32)
                 items[i] = npy_item(clip)
             store.close()
-            tmp = out / f"actbert_train_data.{os.getpid()}.npy"
-            np.save(tmp, items, allow_pickle=True)
-            os.replace(tmp, out / "actbert_train_data.npy")
+            with atomic_file(out / "actbert_train_data.npy") as f:
+                np.save(f, items, allow_pickle=True)
     return True
-
-
-def atomic_write(path, write):
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        write(f)
-    os.replace(tmp, path)

@@ -8,21 +8,21 @@ Files in ``output_dir``:
   (model, optimiser with its schedule, loss scaler, epoch, step, RNG states of python,
   numpy and paddle for every rank, and the data sampler's position).
 
-Every file is written to a temporary name in the same directory, flushed to disk and
-renamed over the target: ``os.replace`` is atomic, so a crash or ``kill -9`` leaves
-either the previous file or the new one, never a torn one.
+Every file is written by ``outfile.atomic_path``: to a unique temporary name in the same
+directory, flushed to disk and renamed over the target; the rename is atomic, so a crash
+or ``kill -9`` leaves either the previous file or the new one, never a torn one.
 """
 
 import functools
 import os
 import random
-import re
 import shutil
 
 import numpy as np
 import paddle
 
 from .errors import ActBertError, ConfigError, WeightsError
+from .outfile import atomic_path, remove_stale_temporaries
 
 RESUME_FORMAT = "actbert-resume-v1"
 
@@ -32,26 +32,20 @@ class CheckpointError(ActBertError, OSError):
 
 
 def atomic_save(obj, path):
-    """``paddle.save(obj, path)`` that never leaves a partial file at ``path``.
+    """``paddle.save(obj, path)`` that never leaves a partial file at ``path`` (``atomic_path``).
 
     A failed write (disk full, quota, I/O error) raises ``CheckpointError`` naming the
     file and the free space, and leaves the previous file at ``path`` as it was. After
     a successful write, temporary files of the same target left by killed processes
-    (``{path}.tmp<pid>`` of a pid no longer running) are removed.
+    (``{path}.tmp<pid>…`` of a pid no longer running) are removed.
     """
-    tmp = f"{path}.tmp{os.getpid()}"
     try:
-        paddle.save(obj, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            paddle.save(obj, tmp)
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc} "
                               f"({_free_space(path)} free in {os.path.dirname(path) or '.'}); "
                               f"the previous {os.path.basename(path)}, if any, is kept") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     remove_stale_temporaries(path)
 
 
@@ -61,32 +55,6 @@ def _free_space(path):
     except OSError:
         return "unknown space"
     return f"{free / 2**20:.1f} MiB"
-
-
-def _pid_running(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. EPERM: it exists, owned by someone else
-        return True
-    return True
-
-
-def remove_stale_temporaries(path):
-    """Delete ``{path}.tmp<pid>`` files whose writing process is gone (a killed save); their names."""
-    folder, name = os.path.split(os.path.abspath(path))
-    pattern = re.compile(re.escape(name) + r"\.tmp(\d+)$")
-    removed = []
-    for entry in os.listdir(folder):
-        match = pattern.match(entry)
-        if match and int(match.group(1)) != os.getpid() and not _pid_running(int(match.group(1))):
-            try:
-                os.remove(os.path.join(folder, entry))
-                removed.append(entry)
-            except OSError:
-                pass
-    return removed
 
 
 def check_file(path, flag):

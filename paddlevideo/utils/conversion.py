@@ -3,13 +3,13 @@
 not finite, and writing the output atomically and never over an input.
 """
 
-import contextlib
 import os
 import zipfile
 
 import numpy as np
 
 from .errors import ConfigError, WeightsError
+from .outfile import atomic_path
 
 
 def read_npz(path):
@@ -49,15 +49,12 @@ def check_outputs(outputs, inputs):
 
 
 def write_atomically(path, write):
-    """``write(tmp)`` then rename the temporary file to ``path``: a failed or interrupted write
-    leaves no partial ``path``. WeightsError (one line) when the location is not writable."""
+    """``write(tmp)`` into a temporary file renamed onto ``path`` (``outfile.atomic_path``): a
+    failed or interrupted write leaves no partial ``path``. WeightsError (one line) when the
+    location is not writable."""
     path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            write(tmp)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
         raise WeightsError(f"cannot write {path} ({type(exc).__name__}: {exc.strerror or exc})") from None
-

@@ -1,13 +1,18 @@
-"""Result files of the tools (scores, JSON, caches): checked before the work, written atomically.
+"""Files the package writes (results, checkpoints, converted weights, extraction outputs):
+checked before the work, written atomically.
 
 A tool that would only find out after minutes of scoring that its ``--output`` cannot be
-written checks it first (``check_output_file``); the file itself is written to a
-temporary name beside it and renamed into place (``atomic_output``), so a full disk or a
-killed process never leaves a half-written file under the real name.
+written checks it first (``check_output_file``). Every file is written the one way of
+``atomic_path`` (``atomic_file``, ``atomic_output`` on top of it): to a unique temporary
+name beside it, synced, and renamed into place, so a full disk, an exception or a killed
+process never leaves a half-written file under the real name.
 """
 
 import contextlib
+import errno
 import os
+import re
+import secrets
 
 from .errors import ConfigError
 
@@ -43,23 +48,102 @@ def check_output_file(path, flag):
 
 
 @contextlib.contextmanager
+def atomic_path(path):
+    """Yield the name of a new, empty temporary file beside ``path``; when the body ends, the
+    file is synced and renamed onto ``path``, then the folder is synced.
+
+    For writers that take a path (``paddle.save``); ``atomic_file`` gives a file object. The
+    temporary file is in ``path``'s folder (one filesystem, so the rename is atomic), its name
+    is unique (``{name}.tmp{pid}.{random}``, created exclusively: two writers never share one,
+    even with one pid) and it is removed on any exception, KeyboardInterrupt included; until
+    the rename, ``path`` is left as it was. OSError propagates: the caller names what failed.
+    """
+    path = os.fspath(path)
+    tmp = _create_temporary(path)
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the data is on disk before the name points at it
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    _sync_folder(os.path.dirname(os.path.abspath(path)))
+
+
+@contextlib.contextmanager
+def atomic_file(path, mode="wb", **open_args):
+    """``atomic_path`` with the temporary file open (``open(tmp, mode, **open_args)``)."""
+    with atomic_path(path) as tmp, open(tmp, mode, **open_args) as f:
+        yield f
+
+
+def _create_temporary(path):
+    """Create ``{path}.tmp{pid}.{8 hex digits}`` exclusively (mode 0o666 less the umask, as
+    ``open`` would give the target); its name."""
+    for _ in range(100):
+        tmp = f"{path}.tmp{os.getpid()}.{secrets.token_hex(4)}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", f"{path}.tmp{os.getpid()}.*")
+
+
+def _sync_folder(folder):
+    """fsync ``folder`` so that the rename itself survives a power cut. The new file is in place
+    already, so a filesystem that cannot sync a folder (EINVAL on some network mounts) is no
+    reason to fail the write."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def remove_stale_temporaries(path):
+    """Delete the temporary files of ``path`` (``{path}.tmp<pid>``, with or without the random
+    part) whose writing process is gone (killed mid-write); their names."""
+    folder, name = os.path.split(os.path.abspath(path))
+    pattern = re.compile(re.escape(name) + r"\.tmp(\d+)(?:\.[0-9a-f]{8})?$")
+    removed = []
+    for entry in os.listdir(folder):
+        match = pattern.match(entry)
+        if match and int(match.group(1)) != os.getpid() and not _pid_running(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, entry))
+                removed.append(entry)
+    return removed
+
+
+def _pid_running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+@contextlib.contextmanager
 def atomic_output(path, flag):
-    """Yield a binary file object; when the body ends it is synced and renamed onto ``path``.
+    """Yield a binary file object; when the body ends it is synced and renamed onto ``path``
+    (``atomic_path``).
 
     On an error inside the body, or a failed write (disk full), the temporary file is
     removed and ``path`` is left as it was; a failed write raises ConfigError naming ``flag``.
     """
     path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
     try:
-        with open(tmp, "wb") as f:
+        with atomic_file(path) as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError as exc:
         raise ConfigError(f"{flag} {path}: cannot write ({exc.strerror or exc}); the file is left as it was") \
             from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

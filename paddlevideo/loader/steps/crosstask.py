@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...utils.errors import DataError
+from ...utils.outfile import atomic_file
 from ...utils.textfile import read_text
 
 PRIMARY_TASKS = ("16815", "23521", "40567", "44047", "44789", "53193", "59684", "71781", "76400", "77721",
@@ -172,14 +173,10 @@ def write_split(split, path):
         if not same:
             raise DataError(f"{path}: exists with another split; remove it or write elsewhere")
         return
-    tmp = f"{path}.tmp{os.getpid()}"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_file(path, "w", encoding="utf-8") as f:
             f.write(text)
-        os.replace(tmp, path)
     except OSError as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         raise DataError(f"{path}: cannot write the split ({exc.strerror or exc})") from None
 
 
