@@ -11,7 +11,7 @@ import numpy as np
 
 from ..utils.errors import ActBertError, ConfigError
 from ..utils.logger import get_logger
-from ..utils.outfile import atomic_file
+from ..utils.outfile import atomic_file, atomic_path
 
 PROGRESS_MAP = 1 << 30
 LMDB_MAP = 1 << 40  # virtual size; the file grows with its contents
@@ -181,8 +181,8 @@ class Outputs:
         folder = self.out / SECONDS_DIR
         folder.mkdir(exist_ok=True)
         target = folder / f"{job.video_id}.npz"
-        with atomic_file(target) as f:  # a file object: np.savez adds no ".npz" to its name
-            np.savez(f, **record)
+        with atomic_path(target, suffix=".npz") as tmp:
+            np.savez(tmp, **record)
         self.mark(job, {"status": "done", "seconds": int(len(record["action"])), "file": str(target.name)})
 
     def mark(self, job, value):

@@ -48,18 +48,19 @@ def check_output_file(path, flag):
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, suffix=""):
     """Yield the name of a new, empty temporary file beside ``path``; when the body ends, the
     file is synced and renamed onto ``path``, then the folder is synced.
 
-    For writers that take a path (``paddle.save``); ``atomic_file`` gives a file object. The
-    temporary file is in ``path``'s folder (one filesystem, so the rename is atomic), its name
-    is unique (``{name}.tmp{pid}.{random}``, created exclusively: two writers never share one,
+    For writers that take a path (``paddle.save``; ``np.savez`` with ``suffix=".npz"``, since
+    it adds that to a name without it); ``atomic_file`` gives a file object. The temporary file
+    is in ``path``'s folder (one filesystem, so the rename is atomic), its name is unique
+    (``{name}.tmp{pid}.{random}{suffix}``, created exclusively: two writers never share one,
     even with one pid) and it is removed on any exception, KeyboardInterrupt included; until
     the rename, ``path`` is left as it was. OSError propagates: the caller names what failed.
     """
     path = os.fspath(path)
-    tmp = _create_temporary(path)
+    tmp = _create_temporary(path, suffix)
     try:
         yield tmp
         fd = os.open(tmp, os.O_RDONLY)
@@ -82,11 +83,11 @@ def atomic_file(path, mode="wb", **open_args):
         yield f
 
 
-def _create_temporary(path):
-    """Create ``{path}.tmp{pid}.{8 hex digits}`` exclusively (mode 0o666 less the umask, as
+def _create_temporary(path, suffix):
+    """Create ``{path}.tmp{pid}.{8 hex digits}{suffix}`` exclusively (mode 0o666 less the umask, as
     ``open`` would give the target); its name."""
     for _ in range(100):
-        tmp = f"{path}.tmp{os.getpid()}.{secrets.token_hex(4)}"
+        tmp = f"{path}.tmp{os.getpid()}.{secrets.token_hex(4)}{suffix}"
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             return tmp

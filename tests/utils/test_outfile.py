@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 
 from paddlevideo.utils import outfile
@@ -128,6 +129,17 @@ def test_temporary_names_are_unique_and_the_file_gets_the_usual_mode(tmp_path):
     with open(tmp_path / "plain", "w"):
         pass
     assert stat.S_IMODE(os.stat(path).st_mode) == stat.S_IMODE(os.stat(tmp_path / "plain").st_mode)
+
+
+def test_a_suffix_for_writers_that_add_their_own(tmp_path):
+    """np.savez adds ".npz" to a name without it: the temporary name ends with the suffix asked."""
+    path = tmp_path / "v.npz"
+    with outfile.atomic_path(path, suffix=".npz") as tmp:
+        assert tmp.endswith(".npz")
+        np.savez(tmp, a=np.arange(3))
+    assert os.listdir(tmp_path) == ["v.npz"]
+    with np.load(path) as data:
+        assert data["a"].tolist() == [0, 1, 2]
 
 
 def test_stale_temporaries_of_dead_writers_are_found_in_both_name_forms(tmp_path):
