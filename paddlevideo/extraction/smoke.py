@@ -8,6 +8,8 @@ videos to a store, an MSR-VTT LMDB and ``main.py`` in seconds on a CPU.
 import functools
 from pathlib import Path
 
+from ..utils.outfile import atomic_path
+
 SMOKE_FEATURE_DIM = 64  # the tiny detector's RoI features (res2 8 x 8) and the tiny 3D ResNet's (512 x 0.125)
 SMOKE_LABEL = "SMOKE RUN: tiny random-init extractors, features are meaningless"
 
@@ -43,5 +45,6 @@ def save_tiny_extractors(folder, seed=0):
     detector, action_model = tiny_extractors(seed)
     det_path, act_path = Path(folder) / "frcnn_tiny.pdparams", Path(folder) / "r3d10_tiny.pdparams"
     save_frcnn_vg(detector, det_path)
-    paddle.save(action_model.state_dict(), str(act_path))
+    with atomic_path(act_path) as tmp:
+        paddle.save(action_model.state_dict(), tmp)
     return det_path, act_path

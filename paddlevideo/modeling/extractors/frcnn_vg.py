@@ -42,6 +42,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from ...utils.errors import ConfigError, DataError, WeightsError
+from ...utils.outfile import atomic_file, atomic_path
 
 BLOCKS_PER_DEPTH = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 FEATURE_STRIDE = 16  # res4
@@ -929,6 +930,7 @@ def save_frcnn_vg(model, path):
 
     from . import recorded
 
-    paddle.save(recorded.record(dict(model.state_dict()), "frcnn_vg", model.cfg.to_yaml_dict()), os.fspath(path))
-    with open(config_path_for(path), "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp:
+        paddle.save(recorded.record(dict(model.state_dict()), "frcnn_vg", model.cfg.to_yaml_dict()), tmp)
+    with atomic_file(config_path_for(path), "w", encoding="utf-8") as f:
         yaml.safe_dump(model.cfg.to_yaml_dict(), f, sort_keys=False)
