@@ -26,12 +26,11 @@ own key and its own (identical) features. The segment's position in its video's 
 """
 
 import csv
-import json
 from dataclasses import dataclass, replace
 
 from ..utils.errors import DataError
 from ..utils.textfile import read_text
-from .steps.coin import _number, _unique_keys  # one rule for numbers and repeated keys across the readers
+from .annotation_file import read_database, segment_bounds, video_fields
 
 SUBSETS = ("training", "validation", "testing")
 CSV_COLUMNS = ("end", "start", "task", "text", "video_id")
@@ -79,17 +78,10 @@ class YouCookVideo:
     segments: tuple
 
 
-def _bounds(where, seg):
-    bounds = [_number(x) for x in seg] if isinstance(seg, (list, tuple)) else []
-    if len(bounds) != 2 or None in bounds or not 0 <= bounds[0] < bounds[1]:
-        raise DataError(f"{where}: 'segment' must be [start, end] seconds with 0 <= start < end, got {seg!r}")
-    return bounds
-
-
 def _segment(where, video_id, position, entry, subset, recipe_type):
     if not isinstance(entry, dict):
         raise DataError(f"{where}: expected an object with 'segment', 'id', 'sentence', got {type(entry).__name__}")
-    start, end = _bounds(where, entry.get("segment"))
+    start, end = segment_bounds(where, entry.get("segment"), allow_empty=False)
     sentence = entry.get("sentence")
     if subset != "testing" and (not isinstance(sentence, str) or not sentence.strip()):
         raise DataError(f"{where}: 'sentence' must be a non-empty string, got {sentence!r}")
@@ -98,22 +90,10 @@ def _segment(where, video_id, position, entry, subset, recipe_type):
 
 def _video(path, video_id, record):
     where = f"{path}: video {video_id!r}"
-    if not isinstance(record, dict):
-        raise DataError(f"{where}: expected an object, got {type(record).__name__}")
-    missing = [k for k in ("duration", "subset", "annotations") if k not in record]
-    if missing:
-        raise DataError(f"{where}: missing {', '.join(repr(k) for k in missing)}")
-    duration = _number(record["duration"])
-    if duration is None or duration <= 0:
-        raise DataError(f"{where}: 'duration' must be a number of seconds > 0, got {record['duration']!r}")
-    subset = record["subset"]
-    if subset not in SUBSETS:
-        raise DataError(f"{where}: 'subset' must be one of {', '.join(SUBSETS)}, got {subset!r}")
-    if not isinstance(record["annotations"], list):
-        raise DataError(f"{where}: 'annotations' must be a list, got {type(record['annotations']).__name__}")
+    duration, subset, annotations = video_fields(where, record, "annotations", SUBSETS, positive_duration=True)
     recipe = str(record.get("recipe_type", ""))
     segments = _numbered(_segment(f"{where}, annotation {i}", str(video_id), i, e, subset, recipe)
-                         for i, e in enumerate(record["annotations"]))
+                         for i, e in enumerate(annotations))
     return YouCookVideo(str(video_id), subset, recipe, duration, tuple(segments))
 
 
@@ -126,28 +106,13 @@ def _numbered(segments):
     return out
 
 
-def _load_json(path, what):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f, object_pairs_hook=_unique_keys)
-    except FileNotFoundError:
-        raise DataError(f"{path}: {what} not found") from None
-    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
-        raise DataError(f"{path}: not a JSON file ({exc})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-
-
 def read_annotations(path):
     """The videos of ``youcookii_annotations_trainval.json``: {video_id: YouCookVideo}, file order.
 
     DataError naming the file (and video and annotation) when it is missing, not JSON, or a
     record breaks the layout of the module docstring.
     """
-    data = _load_json(path, "YouCook2 annotation file")
-    database = data.get("database") if isinstance(data, dict) else None
-    if not isinstance(database, dict):
-        raise DataError(f"{path}: expected {{\"database\": {{video_id: record}}}} at the top level")
+    database = read_database(path, "YouCook2 annotation file")
     return {str(vid): _video(path, vid, record) for vid, record in database.items()}
 
 

@@ -31,10 +31,15 @@ from ..utils.logger import get_logger
 from .registry import METRICS
 
 RECALL_AT = (1, 5, 10)
-METRICS_FILE = "msrvtt_metrics.json"
-QUERY_RANKS_FILE = "msrvtt_ranks_t2v.csv"
-VIDEO_RANKS_FILE = "msrvtt_ranks_v2t.csv"
-HISTOGRAM_FILE = "msrvtt_ranks.png"
+
+
+def output_names(prefix):
+    """The names of a retrieval test's files for a dataset's ``prefix`` (``msrvtt`` -> ``msrvtt_metrics.json``, ...)."""
+    return {"metrics": f"{prefix}_metrics.json", "t2v": f"{prefix}_ranks_t2v.csv", "v2t": f"{prefix}_ranks_v2t.csv",
+            "histogram": f"{prefix}_ranks.png", "scores": f"{prefix}_scores.npy"}
+
+
+MSRVTT_FILES = output_names("msrvtt")  # the names MSR-VTT's users and scripts read, kept exactly
 
 
 def _check_inputs(scores, query_video_index):
@@ -144,8 +149,9 @@ def _plot_histogram(path, t2v_ranks, v2t_ranks, num_videos, num_queries):
     plt.close(fig)
 
 
-def write_outputs(output_dir, scores, query_video_index, video_ids=None, captions=None):
-    """Write metrics JSON, per-query and per-video rank CSVs and a rank histogram.
+def write_outputs(output_dir, scores, query_video_index, video_ids=None, captions=None, names=MSRVTT_FILES):
+    """Write metrics JSON, per-query and per-video rank CSVs and a rank histogram, named by
+    ``names`` (``output_names``).
 
     scores [Q, V], query_video_index [Q]; ``video_ids`` [V] and ``captions`` [Q] label the
     CSV rows when given. Returns the metrics dict.
@@ -156,22 +162,22 @@ def write_outputs(output_dir, scores, query_video_index, video_ids=None, caption
     t2v = text_to_video_ranks(scores, index)
     v2t, videos = video_to_text_ranks(scores, index)
     metrics = {"t2v": rank_summary(t2v), "v2t": rank_summary(v2t)}
-    with open(os.path.join(output_dir, METRICS_FILE), "w", encoding="utf-8") as f:
+    with open(os.path.join(output_dir, names["metrics"]), "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2)
     vid = (lambda j: video_ids[j]) if video_ids is not None else (lambda j: j)
     cap = (lambda q: captions[q]) if captions is not None else (lambda q: "")
     top1 = np.argmax(np.where(np.isnan(scores), -np.inf, scores), axis=1)
     _write_csv(
-        os.path.join(output_dir, QUERY_RANKS_FILE),
+        os.path.join(output_dir, names["t2v"]),
         ["query", "video_id", "rank", "score", "top1_video_id", "caption"],
         [(q, vid(index[q]), int(t2v[q]), float(scores[q, index[q]]), vid(top1[q]), cap(q)) for q in range(len(index))],
     )
     _write_csv(
-        os.path.join(output_dir, VIDEO_RANKS_FILE),
+        os.path.join(output_dir, names["v2t"]),
         ["video", "video_id", "rank", "num_captions"],
         [(int(j), vid(j), int(r), int(np.sum(index == j))) for j, r in zip(videos, v2t)],
     )
-    _plot_histogram(os.path.join(output_dir, HISTOGRAM_FILE), t2v, v2t, scores.shape[1], scores.shape[0])
+    _plot_histogram(os.path.join(output_dir, names["histogram"]), t2v, v2t, scores.shape[1], scores.shape[0])
     return metrics
 
 
@@ -185,7 +191,16 @@ class MSRVTTMetric:
 
     Usage: ``update(scores [B, V], query_video_index [B])`` for each block of queries,
     then ``accumulate()`` -> metrics dict (logs a table, writes files to ``output_dir``).
+    A subclass for another dataset sets ``title`` (the log's) and ``prefix`` (its files'
+    names, ``output_names``).
     """
+
+    title, prefix = "MSR-VTT", "msrvtt"
+
+    @property
+    def files(self):
+        """{kind: file name} of this dataset's outputs (``output_names``)."""
+        return output_names(self.prefix)
 
     def __init__(self, data_size=None, batch_size=None, log_interval=1, output_dir=None):
         self.data_size = data_size
@@ -203,14 +218,14 @@ class MSRVTTMetric:
     def accumulate(self):
         """Metrics of every row so far; logs the table and writes outputs if ``output_dir``."""
         if not self._scores:
-            raise DataError("MSRVTTMetric.accumulate: no scores were added (empty test set?)")
+            raise DataError(f"{type(self).__name__}.accumulate: no scores were added (empty test set?)")
         scores, index = np.concatenate(self._scores), np.concatenate(self._index)
         if self.output_dir:
-            metrics = write_outputs(self.output_dir, scores, index, self.video_ids, self.captions)
+            metrics = write_outputs(self.output_dir, scores, index, self.video_ids, self.captions, self.files)
         else:
             metrics = retrieval_metrics(scores, index)
         logger = get_logger()
-        logger.info("MSR-VTT retrieval, %d queries x %d videos:\n%s", *scores.shape, format_table(metrics))
+        logger.info("%s retrieval, %d queries x %d videos:\n%s", self.title, *scores.shape, format_table(metrics))
         if self.output_dir:
-            logger.info("metrics written to %s", os.path.join(self.output_dir, METRICS_FILE))
+            logger.info("metrics written to %s", os.path.join(self.output_dir, self.files["metrics"]))
         return metrics

@@ -14,9 +14,15 @@ def build_model(cfg):
     return model
 
 
-def check_training_data(model, dataset, batch_size):
+def check_training_data(model, dataset, batch_size, valid=None):
     """Before training: the framework's ``check_training_data(dataset, batch_size)`` when it
-    has one (e.g. ActBertRetrieval: enough negatives per batch), raising ConfigError."""
+    has one (e.g. ActBertRetrieval: enough negatives per batch), raising ConfigError; then its
+    ``tell_dataset(d)``, when it has one, for the training set and the validation set ``valid``
+    (e.g. ActBert: the action class count each sample is checked against as it is built)."""
     check = getattr(model, "check_training_data", None)
     if check is not None:
         check(dataset, batch_size)
+    tell = getattr(model, "tell_dataset", None)
+    for data in (dataset, valid):
+        if tell is not None and data is not None:
+            tell(data)

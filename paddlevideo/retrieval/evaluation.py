@@ -2,7 +2,8 @@
 
 - ``MSRVTTMetric``: every caption against every video (``score_matrix``); text->video and
   video->text R@1/5/10, MedR, MeanR. Validation reports them as flat names (``t2v_R1``, ...);
-  the test writes the score matrix and ``MSRVTTMetric``'s files.
+  the test writes the score matrix and the metric's files, named by the metric's ``prefix``
+  (``msrvtt_scores.npy``, ``msrvtt_metrics.json``, ...).
 - ``MSRVTTMCMetric``: multiple choice, each question's candidate captions against its video
   (``score_pairs``); accuracy.
 """
@@ -16,7 +17,6 @@ import paddle
 from ..evaluation.base import Evaluator, results_dir
 from ..evaluation.registry import EVALUATORS
 from ..metrics import multiple_choice as mc_metric
-from ..metrics import retrieval as retrieval_metric
 from ..metrics.registry import METRICS
 from ..utils.errors import DataError
 from ..utils.logger import get_logger
@@ -25,7 +25,6 @@ from ..utils.runtime import join_process_group, rank_and_world
 from .scoring import score_matrix, score_pairs
 from .two_stage import record_search, two_stage_matrix
 
-SCORES_FILE = "msrvtt_scores.npy"
 MC_SCORES_FILE = "msrvtt_mc_scores.npy"
 _VALIDATION_NAMES = ("R@1", "R@5", "R@10", "MedR", "MeanR")
 VALIDATION_METRICS = tuple(f"{d}_{n.replace('@', '')}" for d in ("t2v", "v2t") for n in _VALIDATION_NAMES)
@@ -92,8 +91,8 @@ class RetrievalEvaluator(_ScoringEvaluator):
         check_dataset(dataset, self.settings.where)
 
     def evaluate(self, net, dataset):
-        """Validation: the flat metrics. Test: writes ``msrvtt_scores.npy`` [Q, V] and the metric's
-        files; the metrics dict on rank 0, None on the other ranks."""
+        """Validation: the flat metrics. Test: writes the score matrix ``<prefix>_scores.npy`` [Q, V]
+        and the metric's files; the metrics dict on rank 0, None on the other ranks."""
         s = self.settings
         if s.split != "test":
             return validation_metrics(net.backbone, dataset, s.pair_batch_size, s.text_batch_size)
@@ -117,11 +116,11 @@ class RetrievalEvaluator(_ScoringEvaluator):
         logger.info("scored in %.1f s (%.1f pairs/s)", elapsed, scores.size / max(elapsed, 1e-9))
         if rank != 0:
             return None
-        self.save_scores(metric, retrieval_metric.METRICS_FILE, SCORES_FILE, scores)
+        self.save_scores(metric, metric.files["metrics"], metric.files["scores"], scores)
         metric.update(scores, dataset.query_video_index)
         metrics = metric.accumulate()
         if s.two_stage is not None:
-            record_search(metric.output_dir, metrics, record)
+            record_search(metric.output_dir, metric.files["metrics"], metrics, record)
         return metrics
 
 

@@ -90,11 +90,11 @@ def test_model(cfg, weights, amp=False, amp_level="O1", progress=True):
     """Evaluate ``DATASET.test`` by the evaluator of ``METRIC`` (default: the dataset's own,
     e.g. MSRVTTMetric for an MSRVTTDataset) and report its metrics.
 
-    The evaluator writes its files (retrieval: ``msrvtt_metrics.json``, per-query/per-video
-    rank CSVs, a rank histogram, the score matrix ``msrvtt_scores.npy`` [Q, V]) to the
-    output directory (rank 0), or to a new ``test_<date-time>`` folder in it when it holds an
-    earlier test's (``evaluation.results_dir``). Returns the metrics dict on rank 0, None on
-    the other ranks.
+    The evaluator writes its files (retrieval: ``<prefix>_metrics.json``, per-query/per-video
+    rank CSVs, a rank histogram, the score matrix ``<prefix>_scores.npy`` [Q, V], the prefix
+    the metric's, e.g. ``msrvtt``) to the output directory (rank 0), or to a new
+    ``test_<date-time>`` folder in it when it holds an earlier test's (``evaluation.results_dir``).
+    Returns the metrics dict on rank 0, None on the other ranks.
     """
     from ..evaluation import EvalSettings, build_evaluator
     from ..loader.builder import build_dataset

@@ -218,7 +218,7 @@ def build_context(cfg, run, weights, resume_state, datasets, max_iters):
 
         load_model_weights(net, weights)
     train_loader = build_loaders(cfg, datasets, seed, rank, world)
-    check_training_data(net, datasets["train"], train_loader.batch_sampler.batch_size)
+    check_training_data(net, datasets["train"], train_loader.batch_sampler.batch_size, datasets.get("valid"))
     steps_per_epoch = math.ceil(len(train_loader) / run.grad_accum_steps)
     plan = amp_utils.resolve_amp(run.amp, run.amp_level, run.amp_dtype, device)
     evaluator, valid_data = build_validation(cfg, run, datasets, seed, rank, world, plan)

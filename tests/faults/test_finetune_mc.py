@@ -99,6 +99,13 @@ def test_validation_videos_in_another_training_list(demo, capsys):
      "'sentences' must be a list of {{video_id, caption}} records, got dict"),
     ("string.json", lambda d: d["sentences"].__setitem__(1, "video1 a person cuts"),
      "sentences[1] must be an object with 'video_id' and 'caption', got str 'video1 a person cuts'"),
+    # ints and strings mixed in one file were a TypeError from the sort
+    ("sen_id_word.json", lambda d: d["sentences"][3].update(sen_id="third"),
+     "sentences[3] (video '{v3}'): 'sen_id' must be an integer (or a string of digits), got str 'third'"),
+    ("sen_id_null.json", lambda d: d["sentences"][2].update(sen_id=None),
+     "sentences[2] (video '{v2}'): 'sen_id' must be an integer (or a string of digits), got NoneType None"),
+    ("sen_id_nan.json", lambda d: d["sentences"][4].update(sen_id=float("nan")),
+     "sentences[4] (video '{v4}'): 'sen_id' must be an integer (or a string of digits), got float nan"),
 ])
 def test_bad_captions_name_the_record(demo, capsys, name, change, message):
     path = edited_copy(demo, "MSRVTT_data.json", name, change)

@@ -223,6 +223,24 @@ def test_skip_bad_records_logs_key_and_count(items, vocab_file, tmp_path, captur
     assert ds.end_epoch() == 0
 
 
+def test_action_class_ids_beyond_the_model_name_the_record(store, items, vocab_file):
+    """Told the model's action class count, a sample whose clip holds a larger id is refused,
+    naming the record, even with skip_bad_records (the model and the data disagree)."""
+    top = int(items[3].action_target.max())
+    for skip in (False, True):
+        ds = dataset(store, vocab_file, skip_bad_records=skip)
+        ds[3]  # not told: nothing checked
+        ds.expect_action_classes(top, "MODEL.backbone.a_target_size")
+        with pytest.raises(ConfigError) as caught:
+            ds[3]
+        assert str(caught.value) == (
+            f"the data holds action class id {top} (at least {top + 1} action classes), but "
+            f"MODEL.backbone.a_target_size is {top}; set it to the data's number of action classes "
+            f"({ds.source.where(3)} holds id {top})")
+    ds.expect_action_classes(top + 1, "MODEL.backbone.a_target_size")
+    assert ds[3]["action_label"].max() <= top  # the largest id fits: the sample is built
+
+
 def test_dataloader_with_workers(store, vocab_file):
     ds = dataset(store, vocab_file)
     loader = paddle.io.DataLoader(ds, batch_size=4, num_workers=2, shuffle=False, drop_last=False)

@@ -73,7 +73,7 @@ def test_empty_video_and_zero_duration(tmp_path):
     (video([ann("five", 1, 2)]), "'id' must be a global step id"),
     (video([ann(None, 1, 2)]), "'id' must be a global step id"),
     (video([ann("1", 0, 1), "oops"]), "annotation 1: expected an object"),
-    (video([], subset="validation"), "'subset' must be 'training' or 'testing'"),
+    (video([], subset="validation"), "'subset' must be one of training, testing, got 'validation'"),
     (video([], duration="long"), "'duration' must be a number"),
     ({"subset": "testing", "annotation": []}, "missing 'duration'"),
     (video("none"), "'annotation' must be a list"),

@@ -119,6 +119,24 @@ def test_bad_caption_files(tmp_path, vocab_file):
         build(tmp_path, vocab_file)
 
 
+def test_sen_ids_mixing_ints_and_digit_strings_sort_by_number(tmp_path):
+    """A file mixing 9 and "10" was a TypeError from the sort; a string of digits is that number."""
+    from paddlevideo.loader.dataset.msrvtt_train_dataset import read_sentences
+
+    sentences = [{"video_id": "video0", "caption": c, "sen_id": s} for c, s in
+                 (("ten", "10"), ("nine", 9), ("eleven", " 11 "), ("two", "2"))]
+    sentences.append({"video_id": "video1", "caption": "no sen_id: its position"})
+    (tmp_path / "data.json").write_text(json.dumps({"sentences": sentences}))
+    read = read_sentences(tmp_path / "data.json")
+    assert read == {"video0": [(2, "two"), (9, "nine"), (10, "ten"), (11, "eleven")],
+                    "video1": [(4, "no sen_id: its position")]}
+    sentences[1]["sen_id"] = "9th"
+    (tmp_path / "data.json").write_text(json.dumps({"sentences": sentences}))
+    with pytest.raises(DataError, match=r"data.json: sentences\[1\] \(video 'video0'\): 'sen_id' must be an "
+                                        r"integer \(or a string of digits\), got str '9th'$"):
+        read_sentences(tmp_path / "data.json")
+
+
 # ---------------------------------------------------------------------------- multiple choice
 
 MC = [("video0", ["a dog runs", "a cat sleeps", "a man cooks", "a car drives", "a girl sings"], 2),

@@ -105,6 +105,10 @@ def video(annotations, **extra):
     ({"v1": video([], subset="train")}, r"video 'v1': 'subset' must be one of"),
     ({"v1": {"subset": "training", "annotations": []}}, r"video 'v1': missing 'duration'"),
     ({"v1": video([{"segment": [1, float("nan")], "sentence": "a"}])}, r"video 'v1', annotation 0: 'segment' must "),
+    # COIN's reader shares these checks but takes both (annotation_file): YouCook2's rules are stricter
+    ({"v1": video([{"segment": [3, 3], "id": 0, "sentence": "x"}])}, r"video 'v1', annotation 0: 'segment' must be "
+                                                                     r"\[start, end\] seconds with 0 <= start < end"),
+    ({"v1": video([], duration=0)}, r"video 'v1': 'duration' must be a number of seconds > 0, got 0"),
 ])
 def test_bad_annotation_records_name_file_video_and_annotation(tmp_path, database, message):
     path = tmp_path / "ann.json"

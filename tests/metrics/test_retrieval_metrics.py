@@ -132,6 +132,21 @@ def test_metric_registered_and_writes_outputs(tmp_path):
     assert "text->video" in format_table(result)
 
 
+def test_youcook2_metric_names_its_own_files(tmp_path, caplog):
+    """YouCook2's test files carry its own prefix; none is named after MSR-VTT."""
+    from paddlevideo.metrics.youcook2_retrieval import YouCook2RetrievalMetric
+
+    metric = METRICS.get("YouCook2RetrievalMetric")(output_dir=str(tmp_path))
+    assert isinstance(metric, YouCook2RetrievalMetric)
+    metric.update(SCORES, INDEX)
+    with caplog.at_level("INFO"):
+        result = metric.accumulate()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["youcook2_metrics.json", "youcook2_ranks.png", "youcook2_ranks_t2v.csv", "youcook2_ranks_v2t.csv"]
+    assert json.loads((tmp_path / "youcook2_metrics.json").read_text()) == result
+    assert "YouCook2 retrieval, 4 queries x 3 videos" in caplog.text and "MSR-VTT" not in caplog.text
+
+
 def test_metric_without_scores():
     with pytest.raises(DataError, match="no scores"):
         MSRVTTMetric().accumulate()

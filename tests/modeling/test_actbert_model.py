@@ -15,6 +15,7 @@ from modeling_helpers import (
 )
 
 from paddlevideo.modeling.backbones.actbert import ActBertConfig, BertForMultiModalPreTraining, resize_index
+from paddlevideo.modeling.builder import check_training_data
 from paddlevideo.modeling.framework.actbert import ActBert
 from paddlevideo.modeling.losses.actbert_loss import ActBertLoss
 from paddlevideo.modeling.weights import load_backbone_weights, load_model_weights
@@ -297,6 +298,27 @@ def test_framework_returns_the_four_parts_and_trains():
     model.eval()
     with paddle.no_grad():
         assert set(model.val_step(batch)) == set(LOSS_NAMES)
+
+
+def test_training_step_reads_no_action_label_off_the_device(monkeypatch):
+    """The action class ids are checked by the dataset as it builds a sample (``tell_dataset``),
+    not by a reduction of the batch's labels on the device every step (a GPU->CPU sync)."""
+    model = ActBert(backbone={"name": "BertForMultiModalPreTraining", **TINY})
+    batch = tensors(random_batch(TINY))
+    reduced, original = [], paddle.Tensor.max
+    monkeypatch.setattr(paddle.Tensor, "max", lambda self, *a, **k: (reduced.append(self is batch["action_label"]),
+                                                                     original(self, *a, **k))[1])
+    model.train_step(batch)
+    assert reduced and not any(reduced)  # the spy saw other reductions, none of the action labels
+
+    class Told:
+        def expect_action_classes(self, count, key):
+            self.expected = (count, key)
+
+    train, valid = Told(), Told()
+    check_training_data(model, train, 8, valid)
+    assert train.expected == valid.expected == (TINY["a_target_size"], "MODEL.backbone.a_target_size")
+    check_training_data(model, object(), 8)  # a set that takes no class count: nothing to tell
 
 
 def test_loss_terms_without_labels_are_zero():

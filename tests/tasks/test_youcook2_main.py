@@ -72,10 +72,11 @@ def test_retrieval_demo_scores_every_clip_and_projects_the_time(tmp_path):
                       "-o", f"DATASET.test.vocab_file={data}/vocab.txt"])
     info = json.loads((data / "demo_info.json").read_text())
     clips = info["retrieval_clips"]
-    metrics = json.loads((out / "msrvtt_metrics.json").read_text())
+    metrics = json.loads((out / "youcook2_metrics.json").read_text())
     assert metrics["t2v"]["count"] == clips and set(metrics["t2v"]) >= {"R@1", "R@5", "R@10", "MedR", "MeanR"}
     with open(data / "validation_youcook.csv", newline="") as f:
         first = next(csv.DictReader(f))
-    with open(out / "msrvtt_ranks_t2v.csv", newline="") as f:  # clips named by their segment keys
+    assert (out / "youcook2_scores.npy").is_file() and not list(out.glob("msrvtt_*"))  # its own names
+    with open(out / "youcook2_ranks_t2v.csv", newline="") as f:  # clips named by their segment keys
         assert next(csv.DictReader(f))["video_id"] == segment_key(first["video_id"], first["start"], first["end"])
     assert f"YouCook2 retrieval: {clips} clips of " in log and f"projected scoring time for {clips} x {clips}" in log

@@ -46,7 +46,11 @@ class ActBertDataset(Dataset):
 
     The source is opened lazily in each process: a DataLoader worker opens its own
     read-only LMDB handles. Negative captions come from a random other clip.
+    ``expect_action_classes`` (called by the framework before training) makes every sample's
+    action class ids checked against the model's action head.
     """
+
+    action_classes, action_classes_key = None, None  # the model's action class count and its config key
 
     def __init__(self, file_path, pipeline=None, vocab_file=None, bert_model="bert-base-uncased", data_prefix=None,
                  test_mode=False, skip_bad_records=False, check_crc=True):
@@ -107,7 +111,26 @@ class ActBertDataset(Dataset):
         if missing:
             raise ConfigError(f"the ActBertDataset pipeline did not produce {', '.join(missing)}; it must be "
                               f"FeaturePadding, RandomCap, Tokenize, RandomMask")
+        self._check_action_ids(index, results)
         return {k: results[k] for k in SAMPLE_KEYS}
+
+    def expect_action_classes(self, count, key):
+        """From now on (and in the loader workers started later) every sample's action class ids
+        must be < ``count``, the model's action class count, set by the config key ``key``."""
+        self.action_classes, self.action_classes_key = int(count), key
+
+    def _check_action_ids(self, index, results):
+        """ConfigError when the clip (``action_target`` [A], its first ``num_actions`` real) holds
+        an action class id the model has no class for. Not a DataError: the model and the data
+        disagree, so ``skip_bad_records`` does not skip it."""
+        if self.action_classes is None:
+            return
+        ids = results["action_target"][: results["num_actions"]]
+        top = int(ids.max()) if ids.size else -1
+        if top >= self.action_classes:
+            raise ConfigError(f"the data holds action class id {top} (at least {top + 1} action classes), but "
+                              f"{self.action_classes_key} is {self.action_classes}; set it to the data's number "
+                              f"of action classes ({self.source.where(index)} holds id {top})")
 
     def other_caption(self, index):
         """A caption (str) of a clip drawn uniformly among all clips but ``index``: O(1)."""

@@ -32,6 +32,7 @@ masking, for the optional masked-word term).
 import csv
 import json
 import os
+import re
 
 import numpy as np
 
@@ -65,7 +66,7 @@ def read_split(path):
 
 
 def read_sentences(path):
-    """video id -> [(sen_id, caption), ...] sorted by sen_id, from ``MSRVTT_data.json``."""
+    """video id -> [(sen_id int, caption), ...] sorted by sen_id, from ``MSRVTT_data.json``."""
     if not os.path.isfile(path):
         raise DataError(f"captions_path (MSRVTT_data.json) not found: '{path}'")
     try:
@@ -81,16 +82,29 @@ def read_sentences(path):
                         f"{type(data['sentences']).__name__}")
     by_video = {}
     for n, entry in enumerate(data["sentences"]):
-        video, caption = _sentence(path, n, entry)
-        by_video.setdefault(video, []).append((entry.get("sen_id", n), caption))
+        video, sen_id, caption = _sentence(path, n, entry)
+        by_video.setdefault(video, []).append((sen_id, caption))
     for captions in by_video.values():
         captions.sort(key=lambda item: item[0])
     return by_video
 
 
+def _sen_id(path, n, video, entry):
+    """The record's ``sen_id`` as an int (its position ``n`` when absent). MSR-VTT's are ints; a
+    string of digits ("7", as some converted copies write them) means the same number, so a file
+    mixing the two sorts by number. Anything else is a DataError naming the record."""
+    value = entry.get("sen_id", n)
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+        return int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise DataError(f"{path}: sentences[{n}] (video '{video}'): 'sen_id' must be an integer (or a string of "
+                        f"digits), got {type(value).__name__} {value!r:.60}")
+    return value
+
+
 def _sentence(path, n, entry):
-    """(video id, caption) of record ``n`` of ``sentences``; DataError naming the record when it
-    is not an object with a video id and a non-empty caption string."""
+    """(video id, sen_id, caption) of record ``n`` of ``sentences``; DataError naming the record
+    when it is not an object with a video id, an integer sen_id and a non-empty caption string."""
     if not isinstance(entry, dict):
         raise DataError(f"{path}: sentences[{n}] must be an object with 'video_id' and 'caption', got "
                         f"{type(entry).__name__} {entry!r:.60}")
@@ -103,7 +117,7 @@ def _sentence(path, n, entry):
         raise DataError(f"{named}: the caption must be a string, got {type(caption).__name__} {caption!r:.60}")
     if not caption.strip():
         raise DataError(f"{named}: empty caption")
-    return video, caption.strip()
+    return video, _sen_id(path, n, video, entry), caption.strip()
 
 
 @DATASETS.register()

@@ -22,13 +22,13 @@ Rules (also in data/README.md, "COIN and CrossTask"):
   published MMPT-protocol figures. The file order, not the start time, decides.
 """
 
-import json
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ...utils.errors import DataError
+from ..annotation_file import read_database, segment_bounds, video_fields
 
 SUBSETS = ("training", "testing")
 BACKGROUND = 0
@@ -56,13 +56,6 @@ class CoinVideo:
     segments: tuple
 
 
-def _number(value):
-    """``value`` as a finite float, or None (booleans are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 def _segment(where, entry):
     if not isinstance(entry, dict):
         raise DataError(f"{where}: expected an object with 'id', 'segment', 'label', got {type(entry).__name__}")
@@ -71,38 +64,16 @@ def _segment(where, entry):
         step = str(step)
     if not isinstance(step, str) or not step.isdigit():
         raise DataError(f"{where}: 'id' must be a global step id (a decimal string), got {step!r}")
-    seg = entry.get("segment")
-    bounds = [_number(x) for x in seg] if isinstance(seg, (list, tuple)) else []
-    if len(bounds) != 2 or None in bounds or not 0 <= bounds[0] <= bounds[1]:
-        raise DataError(f"{where}: 'segment' must be [start, end] seconds with 0 <= start <= end, got {seg!r}")
-    return Segment(str(int(step)), bounds[0], bounds[1], str(entry.get("label", "")))
+    start, end = segment_bounds(where, entry.get("segment"), allow_empty=True)
+    return Segment(str(int(step)), start, end, str(entry.get("label", "")))
 
 
 def _video(path, video_id, record):
     where = f"{path}: video {video_id!r}"
-    if not isinstance(record, dict):
-        raise DataError(f"{where}: expected an object, got {type(record).__name__}")
-    missing = [k for k in ("duration", "subset", "annotation") if k not in record]
-    if missing:
-        raise DataError(f"{where}: missing {', '.join(repr(k) for k in missing)}")
-    duration = _number(record["duration"])
-    if duration is None or duration < 0:
-        raise DataError(f"{where}: 'duration' must be a number of seconds >= 0, got {record['duration']!r}")
-    if record["subset"] not in SUBSETS:
-        raise DataError(f"{where}: 'subset' must be 'training' or 'testing', got {record['subset']!r}")
-    if not isinstance(record["annotation"], list):
-        raise DataError(f"{where}: 'annotation' must be a list, got {type(record['annotation']).__name__}")
-    segments = tuple(_segment(f"{where}, annotation {i}", e) for i, e in enumerate(record["annotation"]))
-    return CoinVideo(str(video_id), str(record.get("class", "")), str(record.get("recipe_type", "")),
-                     record["subset"], duration, segments)
-
-
-def _unique_keys(pairs):
-    """``json`` object hook: a key given twice (two records of one video) is an error, not "last wins"."""
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"key {next(k for k in keys if keys.count(k) > 1)!r} appears twice in one object")
-    return dict(pairs)
+    duration, subset, annotations = video_fields(where, record, "annotation", SUBSETS, positive_duration=False)
+    segments = tuple(_segment(f"{where}, annotation {i}", e) for i, e in enumerate(annotations))
+    return CoinVideo(str(video_id), str(record.get("class", "")), str(record.get("recipe_type", "")), subset,
+                     duration, segments)
 
 
 def read_coin(path):
@@ -111,18 +82,7 @@ def read_coin(path):
     Raises DataError naming the file (and the video and annotation) when it is missing, not
     JSON, or a record breaks the layout above.
     """
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f, object_pairs_hook=_unique_keys)
-    except FileNotFoundError:
-        raise DataError(f"{path}: COIN annotation file not found") from None
-    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
-        raise DataError(f"{path}: not a JSON file ({exc})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    database = data.get("database") if isinstance(data, dict) else None
-    if not isinstance(database, dict):
-        raise DataError(f"{path}: expected {{\"database\": {{video_id: record}}}} at the top level")
+    database = read_database(path, "COIN annotation file")
     return {vid: _video(path, vid, record) for vid, record in database.items()}
 
 

@@ -33,7 +33,7 @@ class ActBert(nn.Layer):
         missing = [k for k in INPUT_KEYS + LABEL_KEYS if k not in batch]
         if missing:
             raise DataError(f"pretraining batch lacks {', '.join(missing)}; got keys {', '.join(sorted(batch))}")
-        self._check_classes(batch["image_target"], batch["action_label"])
+        self._check_classes(batch["image_target"])
         inputs = {k: batch[k] for k in INPUT_KEYS}
         scores = self.backbone.pretrain_scores(
             **inputs, text_labels=batch["text_labels"], image_label=batch["image_label"],
@@ -41,19 +41,24 @@ class ActBert(nn.Layer):
         )
         return self.loss.from_scores(scores, batch["image_target"], batch["next_sentence_label"])
 
-    def _check_classes(self, image_target, action_label):
+    def _check_classes(self, image_target):
         """DataError naming both counts when the data's region classes (``image_target`` [B, V-1, C])
-        or action class ids (``action_label`` [B, A], -1 = none) do not fit the model's heads."""
+        do not fit the model's head (a shape: no device read). The action class ids are checked
+        by the dataset, told the count by ``tell_dataset``."""
         cfg = self.backbone.config
         if image_target.shape[-1] != cfg.v_target_size:
             raise DataError(f"the data's region class distributions have {image_target.shape[-1]} classes, but "
                             f"MODEL.backbone.v_target_size is {cfg.v_target_size}; set it to "
                             f"{image_target.shape[-1]} (or use data made for this model)")
-        top = int(action_label.max()) if action_label.size else -1  # one scalar read per batch
-        if top >= cfg.a_target_size:
-            raise DataError(f"the data holds action class id {top} (at least {top + 1} action classes), but "
-                            f"MODEL.backbone.a_target_size is {cfg.a_target_size}; set it to the data's number "
-                            f"of action classes")
+
+    def tell_dataset(self, dataset):
+        """Before training: a pretraining set (``ActBertDataset.expect_action_classes``) learns the
+        action head's class count and checks each sample's action class ids as it builds it (NumPy,
+        in the loader), instead of the model reading every batch's largest label off the device
+        (one GPU->CPU sync per step)."""
+        expect = getattr(dataset, "expect_action_classes", None)
+        if expect is not None:
+            expect(self.backbone.config.a_target_size, "MODEL.backbone.a_target_size")
 
     def train_step(self, batch):
         """Losses of one training batch (the caller runs backward and the optimizer)."""
