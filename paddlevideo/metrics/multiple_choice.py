@@ -14,6 +14,7 @@ import numpy as np
 
 from ..utils.errors import DataError
 from ..utils.logger import get_logger
+from ..utils.outfile import atomic_file
 from .registry import METRICS
 
 METRICS_FILE = "msrvtt_mc_metrics.json"
@@ -80,11 +81,11 @@ class MSRVTTMCMetric:
 
     def _write(self, scores, answers, chosen, correct, metrics):
         os.makedirs(self.output_dir, exist_ok=True)
-        with open(os.path.join(self.output_dir, METRICS_FILE), "w", encoding="utf-8") as f:
+        with atomic_file(os.path.join(self.output_dir, METRICS_FILE), "w", encoding="utf-8") as f:
             json.dump(metrics, f, indent=2)
         qids = self.question_ids if self.question_ids is not None else range(len(answers))
         vids = self.video_ids if self.video_ids is not None else [""] * len(answers)
-        with open(os.path.join(self.output_dir, PREDICTIONS_FILE), "w", newline="", encoding="utf-8") as f:
+        with atomic_file(os.path.join(self.output_dir, PREDICTIONS_FILE), "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["question_id", "video_id", "answer", "chosen", "correct",
                              *[f"score_{c}" for c in range(scores.shape[1])]])

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..utils.errors import DataError
 from ..utils.logger import get_logger
+from ..utils.outfile import atomic_file, atomic_path
 from .registry import METRICS
 
 RECALL_AT = (1, 5, 10)
@@ -120,7 +121,7 @@ def format_table(metrics):
 
 
 def _write_csv(path, header, rows):
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_file(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
@@ -145,7 +146,8 @@ def _plot_histogram(path, t2v_ranks, v2t_ranks, num_videos, num_queries):
         ax.set_ylabel("count")
         ax.set_title(f"{title}: median {np.median(ranks) if len(ranks) else float('nan'):.1f}")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -162,7 +164,7 @@ def write_outputs(output_dir, scores, query_video_index, video_ids=None, caption
     t2v = text_to_video_ranks(scores, index)
     v2t, videos = video_to_text_ranks(scores, index)
     metrics = {"t2v": rank_summary(t2v), "v2t": rank_summary(v2t)}
-    with open(os.path.join(output_dir, names["metrics"]), "w", encoding="utf-8") as f:
+    with atomic_file(os.path.join(output_dir, names["metrics"]), "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2)
     vid = (lambda j: video_ids[j]) if video_ids is not None else (lambda j: j)
     cap = (lambda q: captions[q]) if captions is not None else (lambda q: "")

@@ -20,6 +20,7 @@ from ..metrics import multiple_choice as mc_metric
 from ..metrics.registry import METRICS
 from ..utils.errors import DataError
 from ..utils.logger import get_logger
+from ..utils.outfile import atomic_file
 from ..utils.registry import build_from_cfg
 from ..utils.runtime import join_process_group, rank_and_world
 from .scoring import score_matrix, score_pairs
@@ -75,7 +76,8 @@ class _ScoringEvaluator(Evaluator):
         """Rank 0 of a test: ``scores`` saved as ``name`` beside the metric's ``metrics_file``, in
         ``output_dir`` or, when that holds an earlier test's results, a new folder (``results_dir``)."""
         metric.output_dir = results_dir(self.settings.output_dir, (metrics_file, name))
-        np.save(os.path.join(metric.output_dir, name), scores)
+        with atomic_file(os.path.join(metric.output_dir, name)) as f:
+            np.save(f, scores)
 
 
 @EVALUATORS.register(name="MSRVTTMetric")

@@ -21,6 +21,7 @@ starts the curves afresh).
 import re
 
 from .errors import DataError
+from .outfile import atomic_path
 
 _TRAIN = re.compile(r"epoch:\[\s*\d+/\s*\d+\s*\]\s+train\s+step:\s*(\d+)(.*)")
 _VAL = re.compile(r"END epoch:\s*\d+\s+val\s+(.*)")
@@ -109,6 +110,7 @@ def plot_losses(log_path, png_path, title=None):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
+    with atomic_path(png_path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return png_path
