@@ -22,6 +22,17 @@ def minilm_dir():
     return Path(spec.submodule_search_locations[0]) / "model"
 
 
+def needs_demo_runs(item):
+    return "demo_pretrained" in item.fixturenames
+
+
+def pytest_collection_modifyitems(items):
+    """The tests that need the demo pretraining run last (in their order): it runs in the
+    background from the start of the session (``demo_runs``), so they find it done instead of
+    waiting for it."""
+    items.sort(key=needs_demo_runs)  # stable
+
+
 @pytest.fixture(scope="session", autouse=True)
 def demo_runs(request, tmp_path_factory):
     """The demo's pretraining and zero-shot test behind the ``demo_pretrained`` and
@@ -29,7 +40,7 @@ def demo_runs(request, tmp_path_factory):
     session starts when a selected test needs them (demo_helpers.DemoRuns): the pretraining runs
     on one thread for ~3 minutes, beside the tests before them. None when no selected test needs
     them."""
-    if not any("demo_pretrained" in item.fixturenames for item in request.session.items):
+    if not any(map(needs_demo_runs, request.session.items)):
         yield None
         return
     tasks = str(ROOT / "tests" / "tasks")
