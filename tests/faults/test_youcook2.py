@@ -11,6 +11,7 @@ import paddle
 import pytest
 from demo_helpers import CONFIGS, ROOT
 
+import main as main_py
 from paddlevideo.modeling import build_model
 from paddlevideo.utils.config import get_config
 from tools.demo_youcook2 import make_youcook2_demo
@@ -53,14 +54,23 @@ def corpus(tmp_path_factory):
     return root
 
 
-def run_main(config, *args, env=None):
-    proc = subprocess.run([sys.executable, "main.py", "-c", config, *args], cwd=ROOT, capture_output=True, text=True,
-                          env=env)
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    return proc.returncode, lines, proc.stderr
+@pytest.fixture()
+def run_main(capsys):
+    """``run_main(config, *args, env=None)`` -> (exit status, ``error:`` lines, stderr) of ``main.py -c
+    config *args``: in this process (a new Python with Paddle costs ~4 s a case), or, with another
+    environment ``env``, in a new process."""
+    def run(config, *args, env=None):
+        if env is not None:
+            proc = subprocess.run([sys.executable, "main.py", "-c", config, *args], cwd=ROOT, capture_output=True,
+                                  text=True, env=env)
+            status, err = proc.returncode, proc.stderr
+        else:
+            status, err = main_py.main(["-c", config, *args]), capsys.readouterr().err
+        return status, [line for line in err.splitlines() if line.startswith("error: ")], err
+    return run
 
 
-def caption_test(corpus, *extra, annotation=None, env=None, weights="caption.pdparams"):
+def caption_test(run_main, corpus, *extra, annotation=None, env=None, weights="caption.pdparams"):
     data = corpus / "data"
     return run_main(CAPTION, "--test", "-w", str(corpus / weights), "-o", f"output_dir={corpus / 'out'}",
                     "-o", f"DATASET.test.file_path={annotation or data / 'youcookii_annotations_trainval.json'}",
@@ -68,48 +78,48 @@ def caption_test(corpus, *extra, annotation=None, env=None, weights="caption.pdp
                     "-o", f"DATASET.test.vocab_file={data / 'vocab.txt'}", *extra, env=env)
 
 
-def test_corrupt_annotation_record_is_one_line(corpus, tmp_path):
+def test_corrupt_annotation_record_is_one_line(run_main, corpus, tmp_path):
     database = json.loads((corpus / "data" / "youcookii_annotations_trainval.json").read_text())["database"]
     vid = next(v for v, r in database.items() if r["subset"] == "validation")
     database[vid]["annotations"][1]["segment"] = [30, float("nan")]
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({"database": database}))
-    code, errors, _ = caption_test(corpus, annotation=path)
+    code, errors, _ = caption_test(run_main, corpus, annotation=path)
     assert code == 2 and len(errors) == 1
     assert f"bad.json: video '{vid}', annotation 1: 'segment' must be [start, end] seconds" in errors[0]
 
 
-def test_segment_without_features_is_named(corpus, tmp_path):
+def test_segment_without_features_is_named(run_main, corpus, tmp_path):
     database = json.loads((corpus / "data" / "youcookii_annotations_trainval.json").read_text())["database"]
     vid = next(v for v, r in database.items() if r["subset"] == "validation")
     database[vid]["annotations"].append({"segment": [900, 901], "id": 99, "sentence": "not extracted"})
     path = tmp_path / "more.json"
     path.write_text(json.dumps({"database": database}))
-    code, errors, _ = caption_test(corpus, annotation=path)
+    code, errors, _ = caption_test(run_main, corpus, annotation=path)
     assert code == 2 and len(errors) == 1
     assert f"names video '{vid}_900.00_901.00', which is not in the features LMDB" in errors[0]
 
 
-def test_without_java_the_test_stops_before_any_work(corpus):
+def test_without_java_the_test_stops_before_any_work(run_main, corpus):
     env = {**os.environ, "PATH": "/nonexistent"}  # no java (python is started by its full path)
-    code, errors, log = caption_test(corpus, env=env)
+    code, errors, log = caption_test(run_main, corpus, env=env)
     assert code == 2 and len(errors) == 1
     assert "caption metrics need Java for pycocoevalcap's PTB tokenizer and METEOR" in errors[0]
     assert "captioned" not in log  # nothing generated before the refusal
 
 
-def test_bad_metric_keys_and_another_frameworks_checkpoint(corpus):
-    code, errors, _ = caption_test(corpus, "-o", "METRIC.beam_size=0")
+def test_bad_metric_keys_and_another_frameworks_checkpoint(run_main, corpus):
+    code, errors, _ = caption_test(run_main, corpus, "-o", "METRIC.beam_size=0")
     assert code == 2 and "METRIC.beam_size must be a positive integer, got 0" in errors[0]
-    code, errors, _ = caption_test(corpus, "-o", "METRIC.beams=3")
+    code, errors, _ = caption_test(run_main, corpus, "-o", "METRIC.beams=3")
     assert code == 2 and "unknown key 'METRIC.beams' for YouCook2CaptionMetric (did you mean 'beam_size'?)" \
         in errors[0]
-    code, errors, _ = caption_test(corpus, weights="actbert.pdparams")  # an ActBert (retrieval) checkpoint
+    code, errors, _ = caption_test(run_main, corpus, weights="actbert.pdparams")  # an ActBert (retrieval) checkpoint
     assert code == 2 and len(errors) == 1
     assert "missing key(s) of ActBertCaption" in errors[0] and "decoder." in errors[0]
 
 
-def test_retrieval_list_row_without_annotated_segment(corpus, tmp_path):
+def test_retrieval_list_row_without_annotated_segment(run_main, corpus, tmp_path):
     data = corpus / "data"
     rows = (data / "validation_youcook.csv").read_text().splitlines()
     end, start, task, text, vid = rows[1].split(",")

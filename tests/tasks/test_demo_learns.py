@@ -9,7 +9,8 @@ much shorter than its ~1100 steps: after 1000 the held-out R@1 was 15%, after 11
 (measured on one thread; 2-3x the learning rate, no dropout, batch 16 or 64, seeds 1 and 2,
 or two frozen text layers did not leave the plateau sooner, and a smaller model, which
 did, would not fit the demo's search script checked here). It is the slowest part of the
-suite on purpose.
+suite on purpose; it runs in the background from the start of the session, beside the other
+tests (tests/conftest.py: ``demo_runs``), and the tests that need it run last.
 """
 
 import json

@@ -6,24 +6,28 @@ the MSR-VTT scoring path over the clip list, printing the clip count and the pro
 import csv
 import json
 import shutil
-import subprocess
-import sys
 
 import paddle
 import pytest
-from demo_helpers import CONFIGS, ROOT
+from demo_helpers import CONFIGS
 
+import main
 from paddlevideo.loader.youcook2 import segment_key
+from paddlevideo.utils.logger import setup_logger
+from tools import make_demo_data
 
 CAPTION = str(CONFIGS / "actbert_youcook2_caption_demo.yaml")
 RETRIEVAL = str(CONFIGS / "actbert_youcook2_retrieval_demo.yaml")
 
 
-def run_python(args):
-    """``python *args`` in the checkout; asserts success; stdout + stderr (the log)."""
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
+def run(capsys, entry, *argv):
+    """``entry(argv)`` (main.main, make_demo_data.main: the command lines, in this process rather
+    than a new Python with Paddle, ~4 s each); asserts status 0; stdout + stderr (the log)."""
+    setup_logger()  # on the stream capsys captures now (an earlier in-process run set it on its own)
+    status = entry([str(a) for a in argv])
+    out = capsys.readouterr()
+    assert status in (0, None), out.out[-3000:] + out.err[-3000:]
+    return out.out + out.err
 
 
 def data_overrides(data, *splits):
@@ -36,12 +40,12 @@ def data_overrides(data, *splits):
 
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="needs Java (installed by .ci/run)")
-def test_caption_demo_trains_and_beats_the_most_frequent_sentence(tmp_path):
+def test_caption_demo_trains_and_beats_the_most_frequent_sentence(tmp_path, capsys):
     data, out = tmp_path / "data", tmp_path / "out"
-    run_python(["tools/make_demo_data.py", "--task", "youcook2", "--out", str(data)])
-    run_python(["main.py", "-c", CAPTION, "-o", f"output_dir={out}", *data_overrides(data, "train")])
-    log = run_python(["main.py", "-c", CAPTION, "--test", "-w", str(out / "ActBertCaption_demo_epoch_00008.pdparams"),
-                      "-o", f"output_dir={out}", *data_overrides(data, "test")])
+    run(capsys, make_demo_data.main, "--task", "youcook2", "--out", data)
+    run(capsys, main.main, "-c", CAPTION, "-o", f"output_dir={out}", *data_overrides(data, "train"))
+    log = run(capsys, main.main, "-c", CAPTION, "--test", "-w", out / "ActBertCaption_demo_epoch_00008.pdparams",
+              "-o", f"output_dir={out}", *data_overrides(data, "test"))
     report = json.loads((out / "caption_metrics.json").read_text())
     model, baseline = report["metrics"], report["baseline_most_frequent_sentence"]
     print("\n" + "\n".join(f"{k:8s} model {model[k]:7.1f}   most frequent sentence {baseline[k]:7.1f}" for k in model))
@@ -55,9 +59,9 @@ def test_caption_demo_trains_and_beats_the_most_frequent_sentence(tmp_path):
     assert "most frequent training sentence" in log  # the side-by-side table
 
 
-def test_retrieval_demo_scores_every_clip_and_projects_the_time(tmp_path):
+def test_retrieval_demo_scores_every_clip_and_projects_the_time(tmp_path, capsys):
     data, out = tmp_path / "data", tmp_path / "out"
-    run_python(["tools/make_demo_data.py", "--task", "youcook2", "--out", str(data), "--num-videos", "12"])
+    run(capsys, make_demo_data.main, "--task", "youcook2", "--out", data, "--num-videos", "12")
     import paddlevideo  # noqa: F401  (registries)
     from paddlevideo.modeling import build_model
     from paddlevideo.utils.config import get_config
@@ -65,11 +69,11 @@ def test_retrieval_demo_scores_every_clip_and_projects_the_time(tmp_path):
     paddle.seed(1)
     weights = tmp_path / "random.pdparams"
     paddle.save(build_model(get_config(RETRIEVAL).MODEL).state_dict(), str(weights))
-    log = run_python(["main.py", "-c", RETRIEVAL, "--test", "-w", str(weights), "-o", f"output_dir={out}",
-                      "-o", f"DATASET.test.file_path={data}/validation_youcook.csv",
-                      "-o", f"DATASET.test.annotation_file={data}/youcookii_annotations_trainval.json",
-                      "-o", f"DATASET.test.features_path={data}/youcook2.lmdb",
-                      "-o", f"DATASET.test.vocab_file={data}/vocab.txt"])
+    log = run(capsys, main.main, "-c", RETRIEVAL, "--test", "-w", weights, "-o", f"output_dir={out}",
+              "-o", f"DATASET.test.file_path={data}/validation_youcook.csv",
+              "-o", f"DATASET.test.annotation_file={data}/youcookii_annotations_trainval.json",
+              "-o", f"DATASET.test.features_path={data}/youcook2.lmdb",
+              "-o", f"DATASET.test.vocab_file={data}/vocab.txt")
     info = json.loads((data / "demo_info.json").read_text())
     clips = info["retrieval_clips"]
     metrics = json.loads((out / "youcook2_metrics.json").read_text())
