@@ -21,13 +21,13 @@ from .search import encode_collection
 from .two_stage import caption_arrays, pair_scores
 
 
-def encode_caption_features(engine, text, batch_size=64):
-    """First-stage caption features of text inputs [Q, T]: float32 [Q, F]."""
+def encode_caption_features(engine, text, batch_size=64, features="basic"):
+    """First-stage caption features (set ``features``) of text inputs [Q, T]: float32 [Q, F]."""
     out = []
     with paddle.no_grad():
         for start in range(0, len(text["text_ids"]), batch_size):
             rows = {k: paddle.to_tensor(v[start : start + batch_size]) for k, v in text.items()}
-            out.append(text_features(text_arrays(engine.encode_text(**rows))))
+            out.append(text_features(text_arrays(engine.encode_text(**rows)), features))
     return np.concatenate(out)
 
 
@@ -41,7 +41,8 @@ def distill(engine, dataset, settings=None, teacher_sha256="", pair_batch_size=1
     start = time.perf_counter()
     videos = encode_collection(engine, dataset, progress=progress)
     text = caption_arrays(dataset)
-    text_feats, video_feats = encode_caption_features(engine, text), video_features(videos)
+    text_feats = encode_caption_features(engine, text, features=settings.features)
+    video_feats = video_features(videos, settings.features)
     log(f"first stage: {dataset.num_queries} captions and {dataset.num_videos} videos encoded by the teacher in "
         f"{time.perf_counter() - start:.1f} s")
 

@@ -10,9 +10,14 @@ Design (cheap on both sides; nothing of ActBERT is retrained):
 - **Inputs are what retrieval computes anyway.** The caption side reads the text prefix
   (``encode_text``: the text stream up to the first connection layer, ``text_hidden``
   [Q, T, H] and ``text_mask_f``); the video side reads the video encoding the search caches
-  (``encode_video``: ``region`` [V, R, Hv] with ``region_mask`` and ``pooled_action`` [V, Hb]).
-  Caption features: the [CLS] row and the masked mean of the rows (2H). Video features:
-  the global region row, the masked mean of the region rows, the pooled action (2Hv + Hb).
+  (``encode_video``: ``region`` [V, R, Hv] with ``region_mask``, ``pooled_action`` [V, Hb],
+  the first connection's ``to_text_k`` / ``to_text_v`` [V, A, Hb] and ``action_queries``).
+  Feature set "pooled" (the default; ``FEATURES``): caption: the [CLS] row, the masked mean
+  and the masked max of the rows (3H); video: the global region row, the masked mean of the
+  region rows, the pooled action, the masked max of the box rows, the additions to the text
+  keys and values per action slot, the mean of the first connection's action queries
+  (3Hv + 2Hb + 2AHb). Set "basic" (format version 1's): [CLS] and mean; global row, mean,
+  pooled action.
 - **Two small towers**: standardise (training means and deviations), Linear(F, hidden),
   GELU, Linear(hidden, dim), L2 normalisation. The score is the cosine.
 - **Trained by distillation** (``train_first_stage``): for each training caption, K candidate
@@ -37,16 +42,19 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from ..utils.errors import ConfigError, WeightsError
+from ..utils.errors import ConfigError, DataError, WeightsError
 from ..utils.logger import get_logger
 from .marked_file import check_target, read_arrays, read_meta, write_marked
 
 FORMAT = "actbert-first-stage"
-VERSION = 1
+# 2: the feature set the towers read is named in the file (``features``); a version-1 file
+# (written before there was a choice) read the "basic" features and is still read so.
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 FLAG = "first stage"
 # What the caption and video towers read of the encodings (the names of retrieval's encoded fields).
 TEXT_INPUT_FIELDS = ("text_hidden", "text_mask_f")
-VIDEO_INPUT_FIELDS = ("region", "region_mask", "pooled_action")
+VIDEO_INPUT_FIELDS = ("region", "region_mask", "pooled_action", "to_text_k", "to_text_v", "action_queries")
 # Target of the first stage: recall of the exhaustive top 10 among its top N (README, Search).
 RECALL_TARGET = 0.95
 
@@ -61,7 +69,7 @@ class FirstStageSettings:
     hard_fraction: float = 0.8      # of the K - 1 others, the student's top ones (rounds after the first)
     rounds: int = 3                 # candidate mining rounds (each: teacher scores, then epochs of training)
     epochs: int = 20                # per round
-    batch_size: int = 256           # captions per step
+    batch_size: int = 64            # captions per step (measured: 64 better than 256 or 32, README)
     learning_rate: float = 2e-3
     student_temperature: float = 0.05
     teacher_temperature: float = 3.0   # spreads the teacher's softmax over its top few, not only its first
@@ -69,6 +77,7 @@ class FirstStageSettings:
     # ranking: measured, weight 0 gives the better recall of the teacher's top 10 (README).
     contrastive_weight: float = 0.0
     holdout: float = 0.1            # fraction of the videos (and their captions) kept for the recall check
+    features: str = "pooled"        # what the towers read of the encodings (FEATURES)
     seed: int = 0
 
     @classmethod
@@ -84,6 +93,7 @@ class FirstStageSettings:
         return out
 
     def check(self):
+        check_features(self.features)
         for name in ("dim", "hidden", "candidates", "rounds", "epochs", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -122,18 +132,65 @@ def _masked_mean(rows, mask):
     return (rows * mask).sum(1) / np.maximum(mask.sum(1), 1.0)
 
 
-def text_features(text):
+def _masked_max(rows, mask):
+    """rows [B, L, H], mask [B, L] (1 real) -> [B, H]: the largest real value per column (zeros for none)."""
+    real = np.asarray(mask).astype(bool)[..., None]
+    return np.where(real.any(1), np.where(real, rows, -np.inf).max(1), 0.0).astype(np.float32)
+
+
+def _text_basic(text):
     """dict text_hidden [Q, T, H], text_mask_f [Q, T] -> float32 [Q, 2H] ([CLS] row, masked mean)."""
     hidden = np.asarray(text["text_hidden"], np.float32)
     return np.concatenate([hidden[:, 0], _masked_mean(hidden, np.asarray(text["text_mask_f"]))], axis=1)
 
 
-def video_features(videos):
+def _video_basic(videos):
     """dict region [V, R, Hv], region_mask [V, R], pooled_action [V, Hb] -> float32 [V, 2Hv + Hb]
     (global region row, masked mean of the region rows, pooled action)."""
     region = np.asarray(videos["region"], np.float32)
     return np.concatenate([region[:, 0], _masked_mean(region, np.asarray(videos["region_mask"])),
                            np.asarray(videos["pooled_action"], np.float32)], axis=1)
+
+
+def _text_pooled(text):
+    """``_text_basic`` and the masked max of the rows: float32 [Q, 3H]."""
+    hidden = np.asarray(text["text_hidden"], np.float32)
+    return np.concatenate([_text_basic(text), _masked_max(hidden, np.asarray(text["text_mask_f"]))], axis=1)
+
+
+def _video_pooled(videos):
+    """``_video_basic``, the masked max of the box rows (the global row left out), the first
+    connection's additions to the text keys and values per action slot (``to_text_k``,
+    ``to_text_v`` [V, A, Hb], flattened) and the mean of its action queries
+    (``action_queries`` [V, C, A, Hb], connection 0): float32 [V, 3Hv + Hb + 2 A Hb + Hb].
+    The additions are what the caption meets of the video first; measured, they and the
+    max raised the held-out recall most (README, Two-stage search)."""
+    region = np.asarray(videos["region"], np.float32)
+    count = len(region)
+    boxes = _masked_max(region[:, 1:], np.asarray(videos["region_mask"])[:, 1:])
+    to_text = [np.asarray(videos[k], np.float32).reshape(count, -1) for k in ("to_text_k", "to_text_v")]
+    queries = np.asarray(videos["action_queries"], np.float32)[:, 0].mean(1)
+    return np.concatenate([_video_basic(videos), boxes, *to_text, queries], axis=1)
+
+
+# What each tower reads, by name (saved in the file): "basic" is format version 1's.
+FEATURES = {"basic": (_text_basic, _video_basic), "pooled": (_text_pooled, _video_pooled)}
+
+
+def check_features(name, where="FIRST_STAGE.features"):
+    if name not in FEATURES:
+        raise ConfigError(f"{where} must be one of {sorted(FEATURES)}, got {name!r}")
+    return name
+
+
+def text_features(text, features="basic"):
+    """dict TEXT_INPUT_FIELDS -> float32 [Q, F]: the caption tower's input (feature set ``features``)."""
+    return FEATURES[check_features(features)][0](text)
+
+
+def video_features(videos, features="basic"):
+    """dict VIDEO_INPUT_FIELDS (more keys are ignored) -> float32 [V, F]: the video tower's input."""
+    return FEATURES[check_features(features)][1](videos)
 
 
 # --------------------------------------------------------------------------- towers
@@ -160,6 +217,10 @@ class Tower(paddle.nn.Layer):
 def _tower_numpy(arrays, prefix, x):
     """Tower.forward in NumPy from its saved arrays ``{prefix}{name}``: [B, F] -> float32 [B, dim]."""
     a = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    if np.shape(x)[1] != a["mean"].shape[0]:  # e.g. a collection read with other max_action_num than training's
+        raise DataError(f"first stage: its {prefix.rstrip('.')} tower reads {a['mean'].shape[0]} features, the "
+                        f"encodings give {np.shape(x)[1]}: were they made with the input settings it was trained "
+                        "with (max_action_num, max_region_num)?")
     h = ((np.asarray(x, np.float32) - a["mean"]) / a["std"]) @ a["fc1.weight"] + a["fc1.bias"]
     h = 0.5 * h * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (h + 0.044715 * h**3)))  # GELU, tanh form as trained
     out = h @ a["fc2.weight"] + a["fc2.bias"]
@@ -182,15 +243,20 @@ class FirstStage:
     def dim(self):
         return int(self.arrays["text.fc2.bias"].shape[0])
 
+    @property
+    def features(self):
+        """The feature set the towers read (a version-1 file: "basic", the only one then)."""
+        return self.meta.get("features", "basic") if self.meta.get("version", 1) >= 2 else "basic"
+
     def text_vectors(self, encoded_text):
-        return self.text_vectors_from_features(text_features(text_arrays(encoded_text)))
+        return self.text_vectors_from_features(text_features(text_arrays(encoded_text), self.features))
 
     def text_vectors_from_features(self, features):
         """Caption features [Q, F] (``text_features``) -> float32 [Q, dim]."""
         return _tower_numpy(self.arrays, "text.", features)
 
     def video_vectors(self, videos):
-        return _tower_numpy(self.arrays, "video.", video_features(videos))
+        return _tower_numpy(self.arrays, "video.", video_features(videos, self.features))
 
     def describe(self):
         """One line for logs and result files: what ranked the candidates."""
@@ -292,7 +358,8 @@ def train_first_stage(text_feats, video_feats, positives, teacher, settings=None
         log(f"first stage round {round_ + 1}/{settings.rounds}: teacher scored {cand.size} pairs in "
             f"{teacher_s:.1f} s; loss {loss:.4f}")
     arrays = {**towers["text"].arrays("text."), **towers["video"].arrays("video.")}
-    meta = {"version": VERSION, "teacher_sha256": teacher_sha256, "settings": dataclasses.asdict(settings),
+    meta = {"version": VERSION, "features": settings.features, "teacher_sha256": teacher_sha256,
+            "settings": dataclasses.asdict(settings),
             "train_captions": int(len(train_q)), "train_videos": int(len(train_v))}
     stage = FirstStage(arrays, meta)
     meta.update(_holdout_recall(stage, text_feats, video_feats, positives, held_v, teacher, log))
@@ -395,8 +462,12 @@ def load_first_stage(path, teacher_sha256):
         raise WeightsError(f"{FLAG} {path}: distilled from the ActBERT weights with SHA-256 {str(made_for)[:16]}..., "
                            f"not from the ones given ({str(teacher_sha256)[:16]}...): its ranking does not fit "
                            "this model; train a first stage for these weights (tools/train_first_stage.py)")
-    if meta.get("version") != VERSION:
-        raise WeightsError(f"{FLAG} {path}: format version {meta.get('version')}, this code reads {VERSION}")
+    if meta.get("version") not in READABLE_VERSIONS:
+        raise WeightsError(f"{FLAG} {path}: format version {meta.get('version')}, this code reads "
+                           f"{' and '.join(map(str, READABLE_VERSIONS))}")
+    if meta["version"] >= 2 and meta.get("features") not in FEATURES:
+        raise WeightsError(f"{FLAG} {path}: its towers read the features {meta.get('features')!r}, which this code "
+                           f"does not compute (it knows {sorted(FEATURES)}); retrain it (tools/train_first_stage.py)")
     names = [f"{side}.{k}" for side in ("text", "video") for k in ("mean", "std", "fc1.weight", "fc1.bias",
                                                                      "fc2.weight", "fc2.bias")]
     return FirstStage(read_arrays(path, names, FLAG), meta)

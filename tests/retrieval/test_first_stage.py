@@ -70,6 +70,26 @@ def test_features_read_cls_masked_means_and_pooled_action():
     np.testing.assert_allclose(video[0], [1, 1, 2, 2, 5, 6, 7])  # padded region 100 ignored
 
 
+def test_pooled_features_add_the_max_the_additions_to_the_text_and_the_action_queries():
+    hidden = np.array([[[1, 5], [3, -1], [9, 9]]], np.float32)  # row 2 padded
+    text = {"text_hidden": hidden, "text_mask_f": np.array([[1, 1, 0]], np.float32)}
+    # [CLS] (1, 5), mean (2, 2), max (3, 5): the padded row's 9s ignored.
+    np.testing.assert_allclose(text_features(text, "pooled")[0], [1, 5, 2, 2, 3, 5])
+    region = np.array([[[50, 50], [1, 7], [4, 2], [99, 99]]], np.float32)  # global row, 2 boxes, 1 padded
+    videos = {"region": region, "region_mask": np.array([[1, 1, 1, 0]]), "pooled_action": np.array([[5.0]]),
+              "to_text_k": np.array([[[1.0], [2.0]]]), "to_text_v": np.array([[[3.0], [4.0]]]),
+              "action_queries": np.array([[[[2.0], [6.0]], [[100.0], [100.0]]]])}  # [V, C, A, Hb]
+    # basic (global 50 50, mean of the 3 real rows 55/3 59/3, action 5), max of the boxes only (4, 7),
+    # to_text_k per slot (1, 2), to_text_v (3, 4), mean of connection 0's queries (4).
+    want = [50, 50, 55 / 3, 59 / 3, 5, 4, 7, 1, 2, 3, 4, 4]
+    np.testing.assert_allclose(video_features(videos, "pooled")[0], want, rtol=1e-6)
+    # A video whose only rows are padded: zeros, not -inf.
+    empty = dict(videos, region_mask=np.array([[1, 0, 0, 0]]))
+    assert np.isfinite(video_features(empty, "pooled")).all()
+    with pytest.raises(ConfigError, match="FIRST_STAGE.features"):
+        FirstStageSettings.from_config({"features": "attention"})
+
+
 def test_numpy_inference_equals_the_tower():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5, 6)).astype(np.float32)
@@ -120,17 +140,23 @@ def test_distillation_learns_the_teachers_ranking_on_held_out_videos():
     assert untrained == 0.0
 
 
-def test_file_round_trip_and_refusals(tmp_path):
+def tiny_stage(width=6):
+    """A version-1 first stage (text input ``width``, video input width + 1, dim 3) of random towers."""
     rng = np.random.default_rng(0)
     arrays = {}
-    for side, width in (("text", 6), ("video", 7)):
-        arrays.update({f"{side}.mean": rng.normal(size=width).astype(np.float32),
-                       f"{side}.std": np.ones(width, np.float32),
-                       f"{side}.fc1.weight": rng.normal(size=(width, 5)).astype(np.float32),
+    for side, w in (("text", width), ("video", width + 1)):
+        arrays.update({f"{side}.mean": rng.normal(size=w).astype(np.float32),
+                       f"{side}.std": np.ones(w, np.float32),
+                       f"{side}.fc1.weight": rng.normal(size=(w, 5)).astype(np.float32),
                        f"{side}.fc1.bias": np.zeros(5, np.float32),
                        f"{side}.fc2.weight": rng.normal(size=(5, 3)).astype(np.float32),
                        f"{side}.fc2.bias": np.zeros(3, np.float32)})
-    stage = FirstStage(arrays, {"version": 1, "teacher_sha256": TEACHER, "holdout_recall": 0.97})
+    return FirstStage(arrays, {"version": 1, "teacher_sha256": TEACHER, "holdout_recall": 0.97})
+
+
+def test_file_round_trip_and_refusals(tmp_path):
+    stage = tiny_stage()
+    arrays = stage.arrays
     path = tmp_path / "first_stage.npz"
     save_first_stage(path, stage)
     loaded = load_first_stage(path, TEACHER)
@@ -151,6 +177,26 @@ def test_file_round_trip_and_refusals(tmp_path):
     truncated.write_bytes(path.read_bytes()[:-40])
     with pytest.raises(DataError, match="truncated"):
         load_first_stage(truncated, TEACHER)
+
+
+def test_format_versions_and_feature_sets(tmp_path):
+    x = np.ones((2, 12), np.float32)
+    stage = tiny_stage(width=12)
+    path = tmp_path / "v1.npz"
+    save_first_stage(path, stage)  # version 1 (no "features"): read, with the basic features it was made with
+    assert load_first_stage(path, TEACHER).features == "basic"
+    stage.meta.update(version=2, features="pooled")
+    save_first_stage(path, stage)
+    loaded = load_first_stage(path, TEACHER)
+    assert loaded.features == "pooled" and loaded.text_vectors_from_features(x).shape == (2, 3)
+    for meta, message in (({"version": 2, "features": "attention"}, "features 'attention'"),
+                          ({"version": 3}, "format version 3, this code reads 1 and 2")):
+        stage.meta.update(meta)
+        save_first_stage(path, stage)
+        with pytest.raises(WeightsError, match=message):
+            load_first_stage(path, TEACHER)
+    with pytest.raises(DataError, match="text tower reads 12 features, the encodings give 5"):
+        loaded.text_vectors_from_features(np.ones((2, 5), np.float32))
 
 
 def test_settings_from_config_name_the_bad_key():

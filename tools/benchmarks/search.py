@@ -114,7 +114,7 @@ def evaluate_corpus(engine, stage, name, data, args):
     text = caption_arrays(data)
     exact, t_exact = timed(score_queries, engine, text, videos, progress=False)
     index = build_index(stage.video_vectors(videos))
-    text_vec = stage.text_vectors_from_features(encode_caption_features(engine, text))
+    text_vec = stage.text_vectors_from_features(encode_caption_features(engine, text, features=stage.features))
     fs_scores = text_vec @ stage.video_vectors(videos).T
     truth = data.query_video_index
     v = data.num_videos
