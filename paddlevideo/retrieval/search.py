@@ -32,6 +32,7 @@ from .scoring import (
     DEFAULT_PAIR_BATCH_SIZE,
     TEXT_KEYS,
     _progress,
+    _score_caption_block,
     distinct,
     encode_distinct_videos,
     record_digest,
@@ -257,18 +258,38 @@ def score_queries(engine, text, videos, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE,
     return scores[text_inverse][:, video_inverse]
 
 
+def _video_chunks(engine, videos, pair_batch_size):
+    """Encoded videos (dict VIDEO_FIELDS -> arrays [V, ...]) as ``score_rows`` takes them: list of
+    (the engine's encoding of ``video_chunk`` videos, their number)."""
+    num_videos = len(videos["region"])
+    chunk = video_chunk(num_videos, pair_batch_size)
+    return [(engine.video_from_arrays(_rows(videos, slice(s, s + chunk))), min(chunk, num_videos - s))
+            for s in range(0, num_videos, chunk)]
+
+
 def _score_distinct(engine, text, videos, pair_batch_size, progress, text_batch_size):
     """``score_queries`` of distinct queries and videos."""
     num_queries, num_videos = len(text["text_ids"]), len(videos["region"])
-    chunk = video_chunk(num_videos, pair_batch_size)
-    encoded = [(engine.video_from_arrays(_rows(videos, slice(s, s + chunk))), min(chunk, num_videos - s))
-               for s in range(0, num_videos, chunk)]
 
     def captions(start, stop):
         return {k: paddle.to_tensor(text[k][start:stop]) for k in TEXT_KEYS}
 
     with engine.session(), _progress(num_queries * num_videos, progress) as bar:
+        encoded = _video_chunks(engine, videos, pair_batch_size)
         return score_rows(engine, captions, num_queries, encoded, pair_batch_size, text_batch_size, bar)
+
+
+def score_encoded(engine, prefix, num_captions, videos, pair_batch_size=DEFAULT_PAIR_BATCH_SIZE):
+    """Scores of ``num_captions`` captions already encoded (``prefix``: ``engine.encode_text``'s
+    output) against distinct encoded videos (dict VIDEO_FIELDS -> arrays [V, ...]): float32
+    [num_captions, V], by the passes ``score_queries`` makes of one block of captions. For the
+    two-stage rerank, which encodes each caption once for both stages and finds the distinct
+    videos itself."""
+    num_videos = len(videos["region"])
+    per_pass = max(1, int(pair_batch_size) // video_chunk(num_videos, pair_batch_size))
+    with engine.session(), _progress(num_captions * num_videos, False) as bar:
+        encoded = _video_chunks(engine, videos, pair_batch_size)
+        return _score_caption_block(engine, prefix, num_captions, encoded, per_pass, bar)
 
 
 
@@ -312,7 +333,7 @@ def search(engine, collection, queries, top=10, pair_batch_size=DEFAULT_PAIR_BAT
     if two_stage is None:
         scores = score_queries(engine, text, videos, pair_batch_size, progress)
     else:
-        scores, two_stage.last = two_stage.scores(engine, text, videos, pair_batch_size, score_queries,
+        scores, two_stage.last = two_stage.scores(engine, text, videos, pair_batch_size, score_encoded,
                                                   collection_fingerprint(collection, model_key))
     timings["score"] = time.perf_counter() - start
     return ranked(scores, collection.video_ids, min(top, collection.num_videos)), timings

@@ -14,9 +14,10 @@ import time
 import numpy as np
 import paddle
 
-from ..fields import TEXT_KEYS
+from ..fields import TEXT_KEYS, VIDEO_FIELDS
 from ..utils.errors import ConfigError
 from .index import IndexSettings, index_kind
+from .scoring import distinct, record_digest
 
 
 def _rows(arrays, index):
@@ -50,30 +51,58 @@ def pair_scores(engine, text, videos, queries, candidates, pair_batch_size=1024)
     return out
 
 
-def first_stage_candidates(engine, stage, index, text, n, settings=None, text_batch_size=64):
-    """(first-stage scores float32 [Q, n], candidate videos int64 [Q, n]) from the index."""
-    from .index import search_index
+class VideoDigests:
+    """Content digests of encoded videos (dict VIDEO_FIELDS -> arrays [V, ...]) by row, each
+    computed once: copies of a video share one encoding and are scored once per caption."""
 
-    vectors = []
-    with paddle.no_grad():
-        for start in range(0, len(text["text_ids"]), text_batch_size):
-            rows = slice(start, start + text_batch_size)
-            vectors.append(stage.text_vectors(engine.encode_text(**_text_tensors(text, rows))))
-    return search_index(index, np.concatenate(vectors), n, settings)
+    def __init__(self, videos):
+        self.videos, self.known = videos, {}
+
+    def __call__(self, j):
+        if j not in self.known:
+            self.known[j] = record_digest({k: self.videos[k][j] for k in VIDEO_FIELDS}, VIDEO_FIELDS)
+        return self.known[j]
 
 
-def rerank(score_fn, engine, text, videos, candidates, pair_batch_size, num_videos):
+def rerank_caption(score_fn, engine, prefix, videos, candidates, pair_batch_size, digests):
+    """ActBERT's scores of one encoded caption (``engine.encode_text`` of it alone) against its
+    candidates: (videos int64 [K'], float32 [K']), the K' distinct valid ones in collection order.
+
+    candidates int64 [K] (faiss marks missing results with -1); score_fn(engine, prefix, 1,
+    distinct videos [U, ...], pair_batch_size) -> [1, U] (``search.score_encoded``); digests: a
+    VideoDigests of ``videos``. The pass is the one the exhaustive scorer makes of these videos."""
+    picked = np.unique(np.asarray(candidates, np.int64))
+    picked = picked[picked >= 0]
+    first, inverse = distinct(digests(int(j)) for j in picked)
+    return picked, score_fn(engine, prefix, 1, _rows(videos, picked[first]), pair_batch_size)[0][inverse]
+
+
+def rerank(score_fn, engine, text, videos, candidates, pair_batch_size, num_videos, timings=None):
     """ActBERT's scores of each query's candidates, -inf elsewhere: float32 [Q, V].
 
-    score_fn(engine, text, videos, pair_batch_size, progress) -> [Q', V'] is the exhaustive
-    scorer (the search's), run per query on its candidates in collection order, so that with
-    every video a candidate the scores are those of the exhaustive search."""
-    scores = np.full((len(candidates), num_videos), -np.inf, dtype=np.float32)
-    for q, cand in enumerate(candidates):
-        picked = np.unique(np.asarray(cand, np.int64))
-        picked = picked[picked >= 0]  # faiss marks missing results with -1
-        row = {k: np.asarray(text[k])[q : q + 1] for k in TEXT_KEYS}
-        scores[q, picked] = score_fn(engine, row, _rows(videos, picked), pair_batch_size, False)[0]
+    candidates: int64 [Q, K], or pick(prefix) -> int64 [1, K] of a caption from its encoding
+    (the first stage's search); each caption is encoded once, alone (as the exhaustive ``--test``
+    encodes it), for both. score_fn: as ``rerank_caption``; with every video a candidate the
+    scores are those of the exhaustive search. ``timings`` (a dict) gets the seconds of
+    ``encode_captions``, ``first_stage`` (pick) and ``rerank`` added; ``timings["candidates"]``
+    the candidates [Q, K] picked."""
+    pick = candidates if callable(candidates) else None
+    scores = np.full((len(text["text_ids"]), num_videos), -np.inf, dtype=np.float32)
+    digests, picked_all, clock = VideoDigests(videos), [], {"encode_captions": 0.0, "first_stage": 0.0, "rerank": 0.0}
+    with engine.session():
+        for q in range(len(scores)):
+            start = time.perf_counter()
+            prefix = engine.encode_text(**_text_tensors(text, slice(q, q + 1)))
+            middle = time.perf_counter()
+            cand = pick(prefix)[0] if pick else candidates[q]
+            ready = time.perf_counter()
+            picked, row = rerank_caption(score_fn, engine, prefix, videos, cand, pair_batch_size, digests)
+            scores[q, picked] = row
+            picked_all.append(np.asarray(cand, np.int64))
+            for key, value in zip(clock, (middle - start, ready - middle, time.perf_counter() - ready)):
+                clock[key] += value
+    if timings is not None:
+        timings.update(clock, candidates=np.stack(picked_all) if picked_all else np.zeros((0, 0), np.int64))
     return scores
 
 
@@ -175,21 +204,21 @@ def two_stage_scores(engine, plan, text, videos, pair_batch_size, score_fn, fing
 
     The index is built over ``plan.stage``'s video vectors (or read from ``plan.index_cache``
     when it was made for ``fingerprint``: the collection's cache key). info: the index kind
-    and the timings (``load_index``, ``build_index``, ``first_stage``, ``rerank``)."""
-    from .index import index_fingerprint, load_or_build
+    and the timings (``load_index``, ``build_index``, ``encode_captions``, ``first_stage``, ``rerank``).
+    score_fn: as ``rerank_caption``."""
+    from .index import index_fingerprint, load_or_build, search_index
 
     num_videos = len(videos["region"])
     key = index_fingerprint(plan.stage.meta.get("digest", plan.path), fingerprint, plan.index_settings)
     index, timings = load_or_build(plan.index_cache, key, lambda: plan.stage.video_vectors(videos), num_videos,
                                    plan.index_settings)
-    start = time.perf_counter()
-    _, candidates = first_stage_candidates(engine, plan.stage, index, text, plan.rerank_top, plan.index_settings)
-    timings["first_stage"] = time.perf_counter() - start
-    start = time.perf_counter()
-    scores = rerank(score_fn, engine, text, videos, candidates, pair_batch_size, num_videos)
-    timings["rerank"] = time.perf_counter() - start
+
+    def pick(prefix):
+        return search_index(index, plan.stage.text_vectors(prefix), plan.rerank_top, plan.index_settings)[1]
+
+    scores = rerank(score_fn, engine, text, videos, pick, pair_batch_size, num_videos, timings)
     return scores, {"index": "hnsw" if hasattr(index, "hnsw") else "flat", "timings_s": timings,
-                    "candidates": candidates}
+                    "candidates": timings.pop("candidates")}
 
 
 def caption_arrays(dataset):
@@ -204,14 +233,16 @@ def two_stage_matrix(backbone, dataset, plan, pair_batch_size, world=1, progress
     not among its N is counted and logged (its rank is then the last)."""
     from ..utils.logger import get_logger
     from .scoring import as_scorer
-    from .search import encode_collection, score_queries
+    from .search import encode_collection, score_encoded
 
     if world > 1:
         raise ConfigError("two-stage --test (FIRST_STAGE.rerank_top) runs in one process; launch it without "
                           "paddle.distributed.launch")
     engine = as_scorer(backbone)
+    start = time.perf_counter()
     videos = encode_collection(engine, dataset, progress=progress)
-    scores, info = two_stage_scores(engine, plan, caption_arrays(dataset), videos, pair_batch_size, score_queries)
+    encoding = time.perf_counter() - start
+    scores, info = two_stage_scores(engine, plan, caption_arrays(dataset), videos, pair_batch_size, score_encoded)
     truth = np.asarray(dataset.query_video_index)
     outside = int(sum(truth[q] not in info["candidates"][q] for q in range(len(truth))))
     logger = get_logger()
@@ -219,7 +250,8 @@ def two_stage_matrix(backbone, dataset, plan, pair_batch_size, world=1, progress
     if outside:
         logger.warning("%d of %d captions: the right video was not among the first stage's top %d (ranked last)",
                        outside, len(truth), plan.rerank_top)
-    return scores, {**plan.record(dataset.num_videos, outside, info["index"]), "timings_s": info["timings_s"]}
+    timings = {"encode_videos": encoding, **info["timings_s"]}
+    return scores, {**plan.record(dataset.num_videos, outside, info["index"]), "timings_s": timings}
 
 
 def record_search(output_dir, metrics_file, metrics, record):

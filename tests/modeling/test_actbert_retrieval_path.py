@@ -84,3 +84,19 @@ def test_match_logits_runs_no_pair_independent_layer(model_and_batch):
             for handle in handles:
                 handle.remove()
     assert not calls
+
+
+def test_dropout_is_the_identity_outside_training_only(model_and_batch):
+    """Every dropout of the backbone hands its input back in eval mode (Paddle's op would copy it:
+    the same values, at a cost in every scoring pass) and still drops in training."""
+    from paddlevideo.modeling.backbones.actbert import Dropout
+
+    model, _ = model_and_batch
+    layers = [m for m in model.sublayers() if isinstance(m, paddle.nn.Dropout)]
+    assert layers and all(isinstance(m, Dropout) for m in layers)
+    layer, x = Dropout(0.5), paddle.ones([8, 64])
+    layer.eval()
+    assert layer(x) is x
+    layer.train()
+    kept = layer(x).numpy()
+    assert set(np.unique(kept)) == {0.0, 2.0}  # dropped, and the kept ones scaled by 1 / (1 - p)

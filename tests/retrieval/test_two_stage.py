@@ -145,3 +145,33 @@ def test_teacher_pair_scores_equal_the_exhaustive_scores(world):
     cand = np.stack([rng.permutation(NUM_VIDEOS)[:5] for _ in queries])
     got = pair_scores(engine, text, videos, np.array([2, 0, 3, 1]), cand, pair_batch_size=10)  # 2 captions a pass
     np.testing.assert_allclose(got, np.take_along_axis(exact[[2, 0, 3, 1]], cand, 1), atol=1e-5)
+
+
+def test_rerank_shares_each_captions_encoding_and_scores_as_the_exhaustive_pass(world, monkeypatch):
+    """Each caption is encoded once for both stages and each candidate video hashed once per run;
+    the scores are bit for bit those of ``score_queries`` on the same candidates (the path before),
+    and a copy of a video (12, a copy of 3) gets the same score as the video."""
+    from paddlevideo.retrieval import two_stage
+    from paddlevideo.retrieval.search import encode_collection, encode_queries, score_encoded, score_queries
+
+    collection = open_collection(world["lmdb"], world["cfg"].DATASET.test)
+    engine = DygraphScorer(world["backbone"].eval())
+    text = encode_queries(collection, ["a person slices a tomato with a knife", "egg", "a person washes a cup"])
+    videos = {k: np.concatenate([a, a[[3]]]) for k, a in encode_collection(engine, collection, False).items()}
+    cand = np.array([[12, 3, 0, 7, -1], [5, 12, 3, 1, 2], [11, 10, 9, 8, 3]])
+    encoded, hashed = [], []
+    encode_text, digest = engine.encode_text, two_stage.record_digest
+    monkeypatch.setattr(engine, "encode_text", lambda **kw: encoded.append(1) or encode_text(**kw))
+    monkeypatch.setattr(two_stage, "record_digest", lambda *a: hashed.append(1) or digest(*a))
+    timings = {}
+    got = two_stage.rerank(score_encoded, engine, text, videos, lambda _: cand[len(encoded) - 1][None], 256,
+                           NUM_VIDEOS + 1, timings)
+    assert len(encoded) == 3 and len(hashed) == len(np.unique(cand[cand >= 0]))
+    assert np.array_equal(timings["candidates"], cand) and timings["rerank"] > 0
+    for q, row in enumerate(cand):
+        picked = np.unique(row[row >= 0])
+        before = score_queries(engine, {k: v[q : q + 1] for k, v in text.items()},
+                               {k: a[picked] for k, a in videos.items()}, progress=False)[0]
+        assert np.array_equal(got[q, picked], before)
+        assert np.all(np.isneginf(np.delete(got[q], picked)))
+    assert got[0, 12] == got[0, 3] and got[1, 12] == got[1, 3]

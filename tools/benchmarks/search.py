@@ -14,14 +14,23 @@
    cached query at full model size (random weights): caption encoding, index search,
    ActBERT on the N = ``--rerank-top`` candidates (their encodings cached), against a linear
    scan of every video by ActBERT (the measured pairs/s x the collection: extrapolated).
+   ``query``: that cached query alone, by the path before each caption's encoding was shared
+   by both stages and by today's (also in passes of N / 2 pairs), alternating.
 3. ``eval1000``: the full-size 1000 x 1000 MSR-VTT-shaped evaluation, extrapolated from
    measured rates (labelled): exhaustive (every pair) against two-stage (first stage, then
    N = 100 pairs per caption), both from pairs/s measured in this run at full size.
+4. ``eval1000full``: that evaluation run whole (``--full-captions`` x ``--full-videos``) through
+   ``main.py --test``'s evaluator with ``FIRST_STAGE.rerank_top`` = N, video encoding included;
+   the first stage has random towers (its picks are not ActBERT's, but the rerank costs the
+   same for any N videos). The exhaustive path's pairs/s is measured on a sample
+   (``--sample-captions`` x 256 videos) before and after it and multiplied to every pair
+   (labelled extrapolated). Progress is printed every 5 % of the captions.
 
 Every part prints the load average it ran under (the machine is shared).
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import tempfile
@@ -34,7 +43,7 @@ from paddlevideo.retrieval.distill import distill, encode_caption_features
 from paddlevideo.retrieval.first_stage import FirstStageSettings, recall_of_top
 from paddlevideo.retrieval.index import IndexSettings, build_index, search_index
 from paddlevideo.retrieval.scoring import DygraphScorer
-from paddlevideo.retrieval.search import encode_collection, score_queries
+from paddlevideo.retrieval.search import encode_collection, score_encoded, score_queries
 from paddlevideo.retrieval.two_stage import caption_arrays, rerank
 
 from .infer import DEMO_CONFIG, demo_backbone, timed
@@ -138,7 +147,7 @@ def evaluate_corpus(engine, stage, name, data, args):
     rows = np.arange(min(args.timed_queries, len(truth)))
     _, picked = search_index(index, text_vec[rows], n)
     sub = {k: a[rows] for k, a in text.items()}
-    _, t_two = timed(rerank, score_queries, engine, sub, videos, picked, 256, v)
+    _, t_two = timed(rerank, score_encoded, engine, sub, videos, picked, 256, v)
     _, t_all = timed(score_queries, engine, sub, videos, progress=False)
     print(f"    time per query ({len(rows)} queries, ActBERT part): two-stage N = {n}: "
           f"{t_two / len(rows) * 1e3:.1f} ms, exhaustive: {t_all / len(rows) * 1e3:.1f} ms "
@@ -191,10 +200,18 @@ def scale(args, tmp):
     print(f"  ({load()})")
 
 
+def query(args, tmp):
+    """The cached query of ``scale`` alone (without the index table)."""
+    print(f"[query] {load()}; N = {args.rerank_top}, {args.collection} synthetic first-stage vectors")
+    full_size_query(args, tmp)
+
+
 def full_size_query(args, tmp):
     """One cached query at full size: caption encoding + index search + ActBERT on N candidates,
-    on the dygraph model and (``--exported``) the exported predictor (oneDNN off), the two
-    alternating round by round; against ActBERT on every video (extrapolated from the pairs/s)."""
+    on the dygraph model and (``--exported``) the exported predictor (oneDNN off), by the path
+    before the caption's encoding was shared by both stages and now (also in passes of N / 2
+    pairs), all alternating round by round; against ActBERT on every video (extrapolated from
+    the pairs/s)."""
     from paddlevideo.fields import DEFAULT_LIMITS
     from paddlevideo.modeling.backbones.actbert import BertForMultiModalPreTraining
     from paddlevideo.retrieval.export import export_retrieval
@@ -214,24 +231,52 @@ def full_size_query(args, tmp):
     mb = sum(a.nbytes for a in cached.values()) / len(cached["region"]) / 2**20
     index = build_index(clustered_vectors(args.collection, args.dim), IndexSettings())
     text = {k: v[:1] for k, v in queries.items()}
-    rounds = {name: [] for name in engines}
-    for engine in engines.values():
-        score_queries(engine, text, cached, progress=False)  # warm-up
-    for _ in range(args.rounds):
-        for name, engine in engines.items():
-            with paddle.no_grad():
+    query_vector, every = clustered_vectors(1, args.dim, seed=5), np.arange(args.rerank_top)[None]
+
+    def pick(prefix):  # the index searched; the N cached videos are the candidates
+        search_index(index, query_vector, args.rerank_top)
+        return every
+
+    def previous(engine, _):
+        """The path before: the caption encoded for the first stage, then again by ``score_queries``,
+        which also hashed the N candidates' encodings; Paddle's dropout op run in eval mode."""
+        from paddlevideo.modeling.backbones import actbert
+
+        own, actbert.Dropout.forward = actbert.Dropout.forward, paddle.nn.Dropout.forward
+        try:
+            with engine.session():
                 _, t_text = timed(engine.encode_text, **{k: paddle.to_tensor(v) for k, v in text.items()})
-            _, t_index = timed(search_index, index, clustered_vectors(1, args.dim, seed=5), args.rerank_top)
-            _, t_rerank = timed(score_queries, engine, text, cached, progress=False)
-            rounds[name].append((t_text, t_index, t_rerank))
-    for name, rows in rounds.items():
-        t_text, t_index, t_rerank = (statistics.median(r[i] for r in rows) for i in range(3))
+            _, t_index = timed(search_index, index, query_vector, args.rerank_top)
+            return t_text, t_index, timed(score_queries, engine, text, cached, progress=False)[1]
+        finally:
+            actbert.Dropout.forward = own
+
+    def now(engine, pair_batch_size):
+        timings = {}
+        rerank(score_encoded, engine, text, cached, pick, pair_batch_size, args.rerank_top, timings)
+        return timings["encode_captions"], timings["first_stage"], timings["rerank"]
+
+    paths = {"before": (previous, 256), "now": (now, 256)}
+    paths.update({f"now, passes of {n}": (now, n) for n in (args.rerank_top // 2, args.rerank_top // 4)})
+    rounds = {(name, path): [] for name in engines for path in paths}
+    for engine in engines.values():
+        now(engine, 256)  # warm-up
+    for _ in range(args.rounds):  # every engine and path in turn, so that all see the same load
+        for name, engine in engines.items():
+            for path, (run, pair_batch_size) in paths.items():
+                cpu = time.process_time()  # this process's CPU seconds: less moved by other processes
+                rounds[name, path].append((*run(engine, pair_batch_size), time.process_time() - cpu))
+    for (name, path), rows in rounds.items():
+        t_text, t_index, t_rerank, t_cpu = (statistics.median(r[i] for r in rows) for i in range(4))
         rate = args.rerank_top / t_rerank
-        print(f"  full-size cached query ({name}), median of {args.rounds}: caption {t_text:.2f} s + index "
+        print(f"  full-size cached query ({name}, {path}), median of {args.rounds}: caption {t_text:.2f} s + index "
               f"{t_index * 1e3:.1f} ms + ActBERT on {args.rerank_top} cached videos {t_rerank:.2f} s "
-              f"({rate:.1f} pairs/s) = {t_text + t_index + t_rerank:.2f} s")
-        print(f"  linear scan by ActBERT ({name}) of {args.collection} videos (extrapolated from those pairs/s): "
-              f"{args.collection / rate / 60:.1f} min per query")
+              f"({rate:.1f} pairs/s) = {t_text + t_index + t_rerank:.2f} s; totals "
+              f"{' '.join(f'{sum(r[:3]):.2f}' for r in rows)} s, CPU {t_cpu:.2f} s (median)")
+        if path == "now":
+            print(f"  linear scan by ActBERT ({name}) of {args.collection} videos (extrapolated from those "
+                  f"pairs/s): {args.collection / rate / 60:.1f} min per query")
+    print(f"  ({load()})")
     print(f"  cached encodings {mb:.2f} MB per video ({mb * args.collection / 1024:.0f} GB for the collection)")
 
 
@@ -256,7 +301,7 @@ def eval1000(args, tmp):
     t_pairs, t_rerank = [], []
     for _ in range(args.rounds):  # the two paths alternate, so that both see the same load
         t_pairs.append(timed(score_queries, engine, queries, cached, progress=False)[1])
-        t_rerank.append(timed(rerank, score_queries, engine, queries, cached, every, 256, args.rerank_top)[1])
+        t_rerank.append(timed(rerank, score_encoded, engine, queries, cached, every, 256, args.rerank_top)[1])
     rate, rerank_rate = pairs / statistics.median(t_pairs), pairs / statistics.median(t_rerank)
     per_video = t_videos / args.rerank_top
     exhaustive = 1000 * per_video + 1e6 / rate
@@ -269,6 +314,116 @@ def eval1000(args, tmp):
     print(f"  ({load()})")
 
 
+# --------------------------------------------------------------------------- 4. the 1000 x 1000 evaluation, run
+
+
+class _Net:
+    """What the evaluator reads of a model (``net.backbone``)."""
+
+    def __init__(self, backbone):
+        self.backbone = backbone
+
+
+def synthetic_first_stage(engine, data, settings):
+    """A first stage with untrained random towers sized for ``engine``'s encodings: it picks
+    N candidates per caption like a trained one (the rerank's cost does not depend on which)."""
+    from paddlevideo.retrieval.first_stage import FirstStage, Tower, text_arrays, text_features, video_features
+
+    with engine.session():
+        text = text_features(text_arrays(engine.encode_text(**{k: paddle.to_tensor(v[:1])
+                                                                for k, v in data.queries.items()})))
+    video = video_features(encode_collection(engine, _subset(data, 1, 1), progress=False))
+    paddle.seed(settings.seed)
+    arrays = {}
+    for side, width in (("text.", text.shape[1]), ("video.", video.shape[1])):
+        tower = Tower(np.zeros(width), np.ones(width), settings.hidden, settings.dim)
+        arrays.update(tower.arrays(side))
+    return FirstStage(arrays, {"teacher_sha256": "synthetic (random towers)"})
+
+
+def _subset(data, captions, videos):
+    """The first ``captions`` captions against the first ``videos`` videos of an ArrayRetrievalSet."""
+    from paddlevideo.retrieval.scoring import ArrayRetrievalSet
+
+    return ArrayRetrievalSet({k: v[:captions] for k, v in data.queries.items()},
+                             {k: v[:videos] for k, v in data.videos.items()},
+                             np.asarray(data.query_video_index[:captions]) % videos)
+
+
+def exhaustive_sample(engine, data, args):
+    """pairs/s of the exhaustive loop (``score_matrix``'s: passes of one caption against 256 videos,
+    as ``--test`` with ``test_batch_size`` 1) on the first ``--sample-captions`` captions x 256
+    videos, their encodings cached (timed apart: s per video)."""
+    sample = _subset(data, args.sample_captions, 256)
+    cached, t_videos = timed(encode_collection, engine, sample, progress=False)
+    _, t_pairs = timed(score_queries, engine, sample.queries, cached, 256, False, 1)
+    return sample.num_queries * sample.num_videos / t_pairs, t_videos / sample.num_videos
+
+
+@contextlib.contextmanager
+def reranked_counter(every):
+    """Print the captions reranked so far every ``every`` captions (a long run's progress, in a log):
+    ``two_stage_matrix`` reranks each caption by one ``search.score_encoded``, counted here."""
+    from paddlevideo.retrieval import search
+
+    original, start, done = search.score_encoded, time.perf_counter(), [0]
+
+    def counted(*args, **kwargs):
+        out = original(*args, **kwargs)
+        done[0] += 1
+        if done[0] % every == 0:
+            print(f"    reranked {done[0]} captions, {time.perf_counter() - start:.0f} s since the run began "
+                  f"({load()})", flush=True)
+        return out
+
+    search.score_encoded = counted
+    try:
+        yield
+    finally:
+        search.score_encoded = original
+
+
+def eval1000full(args, tmp):
+    """The whole 1000 x 1000 evaluation at full size, run through ``main.py --test``'s evaluator with
+    ``FIRST_STAGE.rerank_top`` (video encoding included), the exhaustive path's rate measured
+    on a sample before and after it."""
+    from paddlevideo.evaluation import EvalSettings, build_evaluator
+    from paddlevideo.modeling.backbones.actbert import BertForMultiModalPreTraining
+    from paddlevideo.retrieval.two_stage import TwoStagePlan
+    from paddlevideo.utils.logger import setup_logger
+
+    from .eval import make_inputs
+
+    setup_logger()
+    print(f"[eval1000full] {load()}; full-size ActBERT (random weights), {args.full_captions} x {args.full_videos} "
+          f"MSR-VTT-shaped inputs, N = {args.rerank_top}")
+    paddle.seed(0)
+    backbone = BertForMultiModalPreTraining().eval()
+    engine = DygraphScorer(backbone)
+    data = make_inputs(args.full_captions, args.full_videos, seed=3)
+    plan = TwoStagePlan(args.rerank_top, synthetic_first_stage(engine, data, FirstStageSettings(seed=args.seed)),
+                        "synthetic", IndexSettings())
+    before = exhaustive_sample(engine, data, args)
+    print(f"  exhaustive sample before: {before[0]:.1f} pairs/s, video encoding {before[1]:.4f} s/video ({load()})")
+    settings = EvalSettings(output_dir=os.path.join(tmp, "eval1000full"), progress=False, two_stage=plan)
+    evaluator = build_evaluator(None, data, settings)
+    with reranked_counter(max(1, args.full_captions // 20)):
+        metrics, t_run = timed(evaluator.evaluate, _Net(backbone), data)
+    timings = metrics["search"]["timings_s"]
+    encoding = timings["encode_videos"]
+    print(f"  MEASURED two-stage N = {args.rerank_top}, whole run: {t_run:.0f} s = {t_run / 3600:.2f} h "
+          f"({args.full_captions * args.rerank_top / timings['rerank']:.1f} pairs/s in the rerank); "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+          + f"; the rest (metrics, files) {t_run - sum(timings.values()):.1f} s ({load()})")
+    after = exhaustive_sample(engine, data, args)
+    print(f"  exhaustive sample after: {after[0]:.1f} pairs/s, video encoding {after[1]:.4f} s/video ({load()})")
+    for name, (rate, _) in (("before", before), ("after", after)):
+        total = encoding + args.full_captions * args.full_videos / rate
+        print(f"  EXTRAPOLATED exhaustive {args.full_captions} x {args.full_videos} from the rate {name} "
+              f"({rate:.1f} pairs/s x {args.full_captions * args.full_videos} pairs + the run's video encoding): "
+              f"{total / 3600:.2f} h")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="benchmark.py search", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -279,6 +434,10 @@ def main(argv=None):
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--rerank-top", type=int, default=100)
     parser.add_argument("--eval-captions", type=int, default=4)
+    parser.add_argument("--full-captions", type=int, default=1000, help="captions of eval1000full")
+    parser.add_argument("--full-videos", type=int, default=1000, help="videos of eval1000full")
+    parser.add_argument("--sample-captions", type=int, default=8,
+                        help="eval1000full: captions (x 256 videos) of each exhaustive sample")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--exported", action="store_true", help="also the exported predictor in the scale part")
@@ -290,6 +449,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for part in args.parts.split(","):
             start = time.perf_counter()
-            {"quality": quality, "scale": scale, "eval1000": eval1000}[part](args, tmp)
+            {"quality": quality, "scale": scale, "query": query, "eval1000": eval1000,
+             "eval1000full": eval1000full}[part](args, tmp)
             print(f"  [{part}: {time.perf_counter() - start:.0f} s]")
     return 0

@@ -301,6 +301,15 @@ def _stop_constant_rows(constant, grad):
     return paddle.where(constant, paddle.zeros_like(grad), grad)
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` that returns its input itself outside training (the identity, as
+    ``upscale_in_train`` dropout is then), where Paddle's op still copies the tensor: 2.7 % of
+    a full-size rerank pass of 100 pairs by cProfile. Training is unchanged."""
+
+    def forward(self, x):
+        return super().forward(x) if self.training else x
+
+
 class LayerNorm(nn.LayerNorm):
     """``nn.LayerNorm`` (same parameters, same forward) that passes no gradient back into rows
     of its input that are exactly constant.
@@ -342,7 +351,7 @@ class MultiHeadAttention(nn.Layer):
     def __init__(self, num_heads, dropout_prob):
         super().__init__()
         self.num_heads = num_heads
-        self.dropout = nn.Dropout(dropout_prob)
+        self.dropout = Dropout(dropout_prob)
 
     def forward(self, query, key, value, bias):
         """query [B, Lq, D], key/value [B, Lk, D], bias [B, 1, 1, Lk] -> [B, Lq, D]."""
@@ -366,7 +375,7 @@ class ResidualNorm(nn.Layer):
         super().__init__()
         self.dense = nn.Linear(in_size, out_size)
         self.LayerNorm = (norm or LayerNorm)(out_size, epsilon=LAYER_NORM_EPS)
-        self.dropout = nn.Dropout(dropout_prob)
+        self.dropout = Dropout(dropout_prob)
 
     def forward(self, x, residual):
         return self.LayerNorm(self.dropout(self.dense(x)) + residual)
@@ -578,9 +587,9 @@ class TangledOutput(nn.Layer):
         # Sized with the text hidden size in the reference (hence a_hidden_size == hidden_size).
         self.dense3 = nn.Linear(bi, cfg.hidden_size)
         self.LayerNorm3 = LayerNorm(cfg.hidden_size, epsilon=LAYER_NORM_EPS)
-        self.dropout1 = nn.Dropout(cfg.v_hidden_dropout_prob)
-        self.dropout2 = nn.Dropout(cfg.hidden_dropout_prob)
-        self.dropout3 = nn.Dropout(cfg.hidden_dropout_prob)
+        self.dropout1 = Dropout(cfg.v_hidden_dropout_prob)
+        self.dropout2 = Dropout(cfg.hidden_dropout_prob)
+        self.dropout3 = Dropout(cfg.hidden_dropout_prob)
 
     def region(self, context, region):
         return self.LayerNorm1(self.dropout1(self.dense1(context)) + region)
@@ -659,7 +668,7 @@ class TextEmbeddings(nn.Layer):
         self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
         self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
         self.LayerNorm = nn.LayerNorm(cfg.hidden_size, epsilon=LAYER_NORM_EPS)
-        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.dropout = Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, text_ids, token_type_ids):
         """text_ids, token_type_ids int64 [B, T] -> [B, T, H]."""
@@ -678,7 +687,7 @@ class RegionEmbeddings(nn.Layer):
         self.image_embeddings = nn.Linear(cfg.v_feature_size, cfg.v_hidden_size)
         self.image_location_embeddings = nn.Linear(5, cfg.v_hidden_size)
         self.LayerNorm = LayerNorm(cfg.v_hidden_size, epsilon=LAYER_NORM_EPS)
-        self.dropout = nn.Dropout(cfg.v_hidden_dropout_prob)
+        self.dropout = Dropout(cfg.v_hidden_dropout_prob)
 
     def forward(self, image_feat, image_loc):
         """image_feat [B, V, v_feature], image_loc [B, V, 5] -> [B, V, Hv]."""
@@ -691,7 +700,7 @@ class ActionEmbeddings(nn.Layer):
         super().__init__()
         self.action_embeddings = nn.Linear(cfg.a_feature_size, cfg.a_hidden_size)
         self.LayerNorm = LayerNorm(cfg.a_hidden_size, epsilon=LAYER_NORM_EPS)
-        self.dropout = nn.Dropout(cfg.a_hidden_dropout_prob)
+        self.dropout = Dropout(cfg.a_hidden_dropout_prob)
 
     def forward(self, action_feat):
         """action_feat [B, A, a_feature] -> [B, A, Ha]."""
@@ -898,7 +907,7 @@ class PreTrainingHeads(nn.Layer):
         self.imagePredictions = ClassHead(cfg.v_hidden_size, cfg.v_hidden_act, cfg.v_target_size)
         self.actionPredictions = ClassHead(cfg.a_hidden_size, cfg.a_hidden_act, cfg.a_target_size)
         self.fusion_method = cfg.fusion_method
-        self.dropout = nn.Dropout(0.1)
+        self.dropout = Dropout(0.1)
 
     def match(self, pooled_text, pooled_region, pooled_action):
         """Pooled [N, Hb] each -> matching logits [N, 2] (class 0 = caption matches the clip)."""
