@@ -151,9 +151,11 @@ def _plot_histogram(path, t2v_ranks, v2t_ranks, num_videos, num_queries):
     plt.close(fig)
 
 
-def write_outputs(output_dir, scores, query_video_index, video_ids=None, captions=None, names=MSRVTT_FILES):
+def write_outputs(output_dir, scores, query_video_index, video_ids=None, captions=None, names=MSRVTT_FILES,
+                  extra=None):
     """Write metrics JSON, per-query and per-video rank CSVs and a rank histogram, named by
-    ``names`` (``output_names``).
+    ``names`` (``output_names``); ``extra`` (a dict, e.g. the two-stage search record) is added
+    to the metrics as it is.
 
     scores [Q, V], query_video_index [Q]; ``video_ids`` [V] and ``captions`` [Q] label the
     CSV rows when given. Returns the metrics dict.
@@ -163,9 +165,9 @@ def write_outputs(output_dir, scores, query_video_index, video_ids=None, caption
     index = np.asarray(query_video_index, dtype=np.int64)
     t2v = text_to_video_ranks(scores, index)
     v2t, videos = video_to_text_ranks(scores, index)
-    metrics = {"t2v": rank_summary(t2v), "v2t": rank_summary(v2t)}
+    metrics = {"t2v": rank_summary(t2v), "v2t": rank_summary(v2t), **(extra or {})}
     with atomic_file(os.path.join(output_dir, names["metrics"]), "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2)
+        json.dump(metrics, f, indent=2, default=float)
     vid = (lambda j: video_ids[j]) if video_ids is not None else (lambda j: j)
     cap = (lambda q: captions[q]) if captions is not None else (lambda q: "")
     top1 = np.argmax(np.where(np.isnan(scores), -np.inf, scores), axis=1)
@@ -209,6 +211,7 @@ class MSRVTTMetric:
         self.output_dir = output_dir
         self.video_ids = None
         self.captions = None
+        self.extra = {}  # entries added to the metrics and their JSON as they are (the two-stage search record)
         self._scores, self._index = [], []
 
     def update(self, scores, query_video_index):
@@ -223,9 +226,10 @@ class MSRVTTMetric:
             raise DataError(f"{type(self).__name__}.accumulate: no scores were added (empty test set?)")
         scores, index = np.concatenate(self._scores), np.concatenate(self._index)
         if self.output_dir:
-            metrics = write_outputs(self.output_dir, scores, index, self.video_ids, self.captions, self.files)
+            metrics = write_outputs(self.output_dir, scores, index, self.video_ids, self.captions, self.files,
+                                    self.extra)
         else:
-            metrics = retrieval_metrics(scores, index)
+            metrics = {**retrieval_metrics(scores, index), **self.extra}
         logger = get_logger()
         logger.info("%s retrieval, %d queries x %d videos:\n%s", self.title, *scores.shape, format_table(metrics))
         if self.output_dir:

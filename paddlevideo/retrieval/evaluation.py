@@ -24,7 +24,7 @@ from ..utils.outfile import atomic_file
 from ..utils.registry import build_from_cfg
 from ..utils.runtime import join_process_group, rank_and_world
 from .scoring import score_matrix, score_pairs
-from .two_stage import record_search, two_stage_matrix
+from .two_stage import two_stage_matrix
 
 MC_SCORES_FILE = "msrvtt_mc_scores.npy"
 _VALIDATION_NAMES = ("R@1", "R@5", "R@10", "MedR", "MeanR")
@@ -119,11 +119,10 @@ class RetrievalEvaluator(_ScoringEvaluator):
         if rank != 0:
             return None
         self.save_scores(metric, metric.files["metrics"], metric.files["scores"], scores)
-        metric.update(scores, dataset.query_video_index)
-        metrics = metric.accumulate()
         if s.two_stage is not None:
-            record_search(metric.output_dir, metric.files["metrics"], metrics, record)
-        return metrics
+            metric.extra["search"] = record  # in the metrics JSON, written once
+        metric.update(scores, dataset.query_video_index)
+        return metric.accumulate()
 
 
 @EVALUATORS.register(name="MSRVTTMCMetric")

@@ -228,6 +228,11 @@ def video_chunk(num_videos, pair_batch_size):
     return max(1, min(num_videos, int(pair_batch_size)))
 
 
+def captions_per_pass(num_videos, pair_batch_size):
+    """Captions paired with one chunk of ``video_chunk`` videos in a pass of at most ``pair_batch_size`` pairs."""
+    return max(1, int(pair_batch_size) // video_chunk(num_videos, pair_batch_size))
+
+
 def score_rows(scorer, captions, num_rows, videos, pair_batch_size, text_batch_size, bar):
     """Scores of ``num_rows`` captions against encoded videos: float32 [num_rows, V].
 
@@ -235,7 +240,7 @@ def score_rows(scorer, captions, num_rows, videos, pair_batch_size, text_batch_s
     ``text_batch_size`` at a time; videos: list of (encoded chunk, n) of ``video_chunk`` videos.
     """
     num_videos = sum(n for _, n in videos)
-    per_pass = max(1, int(pair_batch_size) // video_chunk(num_videos, pair_batch_size))
+    per_pass = captions_per_pass(num_videos, pair_batch_size)
     rows = np.zeros((num_rows, num_videos), dtype=np.float32)
     for start in range(0, num_rows, int(text_batch_size)):
         stop = min(start + int(text_batch_size), num_rows)

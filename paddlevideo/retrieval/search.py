@@ -33,6 +33,7 @@ from .scoring import (
     TEXT_KEYS,
     _progress,
     _score_caption_block,
+    captions_per_pass,
     distinct,
     encode_distinct_videos,
     record_digest,
@@ -286,7 +287,7 @@ def score_encoded(engine, prefix, num_captions, videos, pair_batch_size=DEFAULT_
     two-stage rerank, which encodes each caption once for both stages and finds the distinct
     videos itself."""
     num_videos = len(videos["region"])
-    per_pass = max(1, int(pair_batch_size) // video_chunk(num_videos, pair_batch_size))
+    per_pass = captions_per_pass(num_videos, pair_batch_size)
     with engine.session(), _progress(num_captions * num_videos, False) as bar:
         encoded = _video_chunks(engine, videos, pair_batch_size)
         return _score_caption_block(engine, prefix, num_captions, encoded, per_pass, bar)

@@ -252,17 +252,3 @@ def two_stage_matrix(backbone, dataset, plan, pair_batch_size, world=1, progress
                        outside, len(truth), plan.rerank_top)
     timings = {"encode_videos": encoding, **info["timings_s"]}
     return scores, {**plan.record(dataset.num_videos, outside, info["index"]), "timings_s": timings}
-
-
-def record_search(output_dir, metrics_file, metrics, record):
-    """Add the two-stage ``record`` to ``metrics`` and to the metrics JSON ``metrics_file`` in
-    ``output_dir`` (rewritten atomically)."""
-    import json
-
-    from ..utils.outfile import atomic_output
-
-    metrics["search"] = record
-    if output_dir:
-        path = os.path.join(output_dir, metrics_file)
-        with atomic_output(path, "metrics") as f:
-            f.write(json.dumps(metrics, indent=2, default=float).encode("utf-8"))
