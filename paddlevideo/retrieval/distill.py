@@ -21,7 +21,7 @@ from .search import encode_collection
 from .two_stage import caption_arrays, pair_scores
 
 
-def encode_caption_features(engine, text, batch_size=64, features="basic"):
+def encode_caption_features(engine, text, features, batch_size=64):
     """First-stage caption features (set ``features``) of text inputs [Q, T]: float32 [Q, F]."""
     out = []
     with paddle.no_grad():

@@ -183,12 +183,12 @@ def check_features(name, where="FIRST_STAGE.features"):
     return name
 
 
-def text_features(text, features="basic"):
+def text_features(text, features):
     """dict TEXT_INPUT_FIELDS -> float32 [Q, F]: the caption tower's input (feature set ``features``)."""
     return FEATURES[check_features(features)][0](text)
 
 
-def video_features(videos, features="basic"):
+def video_features(videos, features):
     """dict VIDEO_INPUT_FIELDS (more keys are ignored) -> float32 [V, F]: the video tower's input."""
     return FEATURES[check_features(features)][1](videos)
 

@@ -61,12 +61,12 @@ def test_in_batch_contrastive_hand_case_and_copies_left_out():
 def test_features_read_cls_masked_means_and_pooled_action():
     hidden = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
     mask = np.array([[1, 1, 0], [1, 0, 0]], np.float32)
-    feats = text_features({"text_hidden": hidden, "text_mask_f": mask})
+    feats = text_features({"text_hidden": hidden, "text_mask_f": mask}, "basic")
     np.testing.assert_allclose(feats[0], [0, 1, 1, 2])  # [CLS] row (0, 1), mean of rows 0-1 (1, 2)
     np.testing.assert_allclose(feats[1], [6, 7, 6, 7])
     region = np.ones((1, 4, 2), np.float32) * np.array([1, 2, 3, 100], np.float32)[None, :, None]
     video = video_features({"region": region, "region_mask": np.array([[1, 1, 1, 0]]),
-                            "pooled_action": np.array([[5.0, 6.0, 7.0]])})
+                            "pooled_action": np.array([[5.0, 6.0, 7.0]])}, "basic")
     np.testing.assert_allclose(video[0], [1, 1, 2, 2, 5, 6, 7])  # padded region 100 ignored
 
 

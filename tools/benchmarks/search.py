@@ -331,8 +331,8 @@ def synthetic_first_stage(engine, data, settings):
 
     with engine.session():
         text = text_features(text_arrays(engine.encode_text(**{k: paddle.to_tensor(v[:1])
-                                                                for k, v in data.queries.items()})))
-    video = video_features(encode_collection(engine, _subset(data, 1, 1), progress=False))
+                                                                for k, v in data.queries.items()})), "basic")
+    video = video_features(encode_collection(engine, _subset(data, 1, 1), progress=False), "basic")
     paddle.seed(settings.seed)
     arrays = {}
     for side, width in (("text.", text.shape[1]), ("video.", video.shape[1])):
